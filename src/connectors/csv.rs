@@ -1,0 +1,1 @@
+//! CSV connector for HR exports. Placeholder until implemented.

@@ -1,0 +1,1 @@
+//! LDIF connector (RFC 2849). Placeholder until implemented.

@@ -1,0 +1,10 @@
+//! dirsync: an open, cross-platform directory synchronization engine.
+//!
+//! Rooms, from the bottom up: [`model`] (values, objects, DNs), [`expr`] (the expression
+//! language), [`connectors`] (LDIF, CSV, LDAP, AD, Graph), [`config`] and [`rules`]
+//! (declarative sync rules), [`store`] (SQLite state), [`engine`] (connector spaces,
+//! metaverse, run profiles, plan and guards), and on top the C ABI and the CLI.
+
+pub mod connectors;
+pub mod expr;
+pub mod model;
