@@ -6,5 +6,6 @@
 //! metaverse, run profiles, plan and guards), and on top the C ABI and the CLI.
 
 pub mod connectors;
+pub mod emulator;
 pub mod expr;
 pub mod model;

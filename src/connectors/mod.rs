@@ -9,6 +9,7 @@ use crate::model::{AttributeChange, Attributes, Dn, Object, Schema};
 use serde::{Deserialize, Serialize};
 
 pub mod csv;
+pub mod ldap;
 pub mod ldif;
 
 /// Errors a connector reports for a whole call (per-object export failures are results, not errors).

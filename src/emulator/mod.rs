@@ -1,0 +1,1 @@
+//! Microsoft Graph tenant emulator (offline tenant). Placeholder until implemented (issue 5).
