@@ -1,0 +1,4 @@
+//! Active Directory connector (in progress).
+/// Placeholder.
+#[derive(Debug)]
+pub struct AdConnector;

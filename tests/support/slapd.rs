@@ -1,0 +1,168 @@
+//! A throwaway OpenLDAP server: `slapd.conf` with mdb and syncprov on a free loopback port.
+
+use super::{ldap_tool, wait_for_port};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Suffix of the test directory.
+pub const SUFFIX: &str = "dc=example,dc=org";
+/// Root DN.
+pub const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
+/// Root password (a throwaway for the test server).
+pub const ROOT_PW: &str = "test-secret";
+
+/// A running slapd; stopped on drop.
+pub struct Slapd {
+    dir: tempfile::TempDir,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Slapd {
+    /// Starts a fresh server with the base entry and `ou=people`, `ou=groups`, `ou=other`.
+    pub fn start() -> Slapd {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("db")).expect("db dir");
+        let d = dir.path().display();
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema\n\
+             include /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/inetorgperson.schema\n\
+             include /etc/ldap/schema/nis.schema\n\
+             modulepath /usr/lib/ldap\n\
+             moduleload back_mdb\n\
+             moduleload syncprov\n\
+             pidfile {d}/slapd.pid\n\
+             sizelimit unlimited\n\
+             database mdb\n\
+             maxsize 4294967296\n\
+             suffix \"{SUFFIX}\"\n\
+             rootdn \"{ROOT_DN}\"\n\
+             rootpw {ROOT_PW}\n\
+             directory {d}/db\n\
+             index objectClass,entryCSN,entryUUID eq\n\
+             overlay syncprov\n"
+        );
+        std::fs::write(dir.path().join("slapd.conf"), conf).expect("write slapd.conf");
+        let mut s = Slapd {
+            dir,
+            port: 0,
+            child: None,
+        };
+        s.launch(super::free_port());
+        s.add(&format!(
+            "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
+             dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
+             dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n\
+             dn: ou=other,{SUFFIX}\nobjectClass: organizationalUnit\nou: other\n"
+        ));
+        s
+    }
+
+    fn launch(&mut self, port: u16) {
+        let d = self.dir.path();
+        // The shell watchdog stops slapd when our end of its stdin closes (drop or process exit).
+        let script = format!(
+            "slapd -f '{conf}' -h 'ldap://127.0.0.1:{port}/' -d 0 >'{log}' 2>&1 & pid=$!; \
+             cat >/dev/null; kill $pid 2>/dev/null; sleep 0.2; kill -9 $pid 2>/dev/null; true",
+            conf = d.join("slapd.conf").display(),
+            log = d.join("slapd.log").display(),
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start slapd");
+        self.child = Some(child);
+        self.port = port;
+        if !wait_for_port(port, Duration::from_secs(15)) {
+            let log = std::fs::read_to_string(d.join("slapd.log")).unwrap_or_default();
+            panic!("slapd did not start on port {port}: {log}");
+        }
+    }
+
+    /// The server URL.
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            "-x".into(),
+            "-H".into(),
+            self.url(),
+            "-D".into(),
+            ROOT_DN.into(),
+            "-w".into(),
+            ROOT_PW.into(),
+        ]
+    }
+
+    /// `ldapadd` with this LDIF.
+    pub fn add(&self, ldif: &str) {
+        let a = self.args();
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        ldap_tool("ldapadd", &args, ldif);
+    }
+
+    /// `ldapmodify` with this LDIF (changetype records).
+    pub fn modify(&self, ldif: &str) {
+        let a = self.args();
+        let args: Vec<&str> = a.iter().map(String::as_str).collect();
+        ldap_tool("ldapmodify", &args, ldif);
+    }
+
+    /// `ldapsearch` output (LDIF) for a subtree search.
+    pub fn search(&self, base: &str, filter: &str, extra: &[&str]) -> String {
+        let a = self.args();
+        let mut args: Vec<&str> = a.iter().map(String::as_str).collect();
+        args.extend(["-LLL", "-o", "ldif-wrap=no", "-b", base, filter]);
+        args.extend(extra);
+        ldap_tool("ldapsearch", &args, "")
+    }
+
+    /// Kills the server hard (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let pid_file = self.dir.path().join("slapd.pid");
+        if let Ok(text) = std::fs::read_to_string(&pid_file) {
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                // SAFETY: sending a signal to a process id we started; no memory is involved.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        self.stop_watchdog();
+    }
+
+    /// Starts the server again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.stop_watchdog();
+        let port = self.port;
+        // The database may need a moment after a crash; retry the launch a few times.
+        self.launch(port);
+    }
+
+    fn stop_watchdog(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            drop(c.stdin.take());
+            let _ = c.wait();
+        }
+    }
+
+    /// Path of the server's data directory.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop_watchdog();
+    }
+}
