@@ -6,7 +6,30 @@
 //! - [`Expression::evaluate`] runs the compiled form against one object's attributes and the
 //!   parameters (`%Domain.FQDN%`, ...) through an [`EvalContext`].
 //!
-//! STUB: the full implementation lands with issue 3; this placeholder fixes the interface.
+//! Language summary (Microsoft's "Understanding Declarative Provisioning Expressions" and
+//! "Functions Reference"):
+//! - literals: `"text"` (`""` escapes a quote), integers, `&HFF` hex, `True`, `False`, `NULL`,
+//!   `CRLF`, `IgnoreThisFlow`, `AuthoritativeNull`; enumeration constants such as
+//!   `vbTextCompare` or `CaseInsensitive` as bare names;
+//! - `[attribute]`, `%Parameter%`, `$variable` (bound by `Select`, `Where`, `With`);
+//! - operators in three levels, each evaluated left to right at equal priority:
+//!   `+ - * &` (tightest), then `< <= <> = > >=`, then `&& ||` (loosest); so `2+3*4` is 20;
+//! - function and attribute names are case-sensitive; unknown functions and wrong arity fail
+//!   at parse time;
+//! - a multi-valued argument applies a function to each value (`Trim([proxyAddresses])`);
+//!   functions that work on whole lists (Count, Item, Join, Contains, ...) receive the list.
+//!
+//! The certificate functions (`Cert*`, `IsCert`) are not implemented.
+
+mod datetime;
+mod eval;
+mod functions;
+mod lexer;
+mod parser;
+mod value;
+
+pub use lexer::Op;
+pub use parser::{Func, Node};
 
 use crate::model::Value;
 
@@ -70,14 +93,37 @@ pub struct EvalError {
 #[derive(Debug, Clone)]
 pub struct Expression {
     source: String,
+    root: Node,
+}
+
+fn walk_attrs<'n>(n: &'n Node, out: &mut Vec<(&'n str, usize)>) {
+    match n {
+        Node::Attr { name, col }
+        | Node::Imported { name, col }
+        | Node::ValueCount { name, col } => out.push((name.as_str(), *col)),
+        Node::Call { args, .. } => args.iter().for_each(|a| walk_attrs(a, out)),
+        Node::Binary { l, r, .. } => {
+            walk_attrs(l, out);
+            walk_attrs(r, out);
+        }
+        Node::Neg(x) => walk_attrs(x, out),
+        _ => {}
+    }
 }
 
 impl Expression {
-    /// Compiles an expression.
+    /// Compiles an expression: syntax, function names (case-sensitive) and arity are checked.
     pub fn parse(source: &str) -> Result<Expression, ExprError> {
+        let root = parser::parse(source)?;
         Ok(Expression {
             source: source.to_string(),
+            root,
         })
+    }
+
+    /// The compiled tree.
+    pub fn root(&self) -> &Node {
+        &self.root
     }
 
     /// The source text.
@@ -87,18 +133,47 @@ impl Expression {
 
     /// The attribute names the expression reads (`[name]`, `ImportedValue("name")`).
     pub fn attributes(&self) -> Vec<String> {
-        Vec::new()
+        let mut found = Vec::new();
+        walk_attrs(&self.root, &mut found);
+        let mut out: Vec<String> = Vec::with_capacity(found.len());
+        for (name, _) in found {
+            if !out.iter().any(|o| o == name) {
+                out.push(name.to_string());
+            }
+        }
+        out
     }
 
-    /// Static check against a schema: unknown attributes are errors.
-    pub fn check(&self, _is_known_attribute: &dyn Fn(&str) -> bool) -> Result<(), ExprError> {
-        Ok(())
+    /// Static check against a schema: unknown attributes are errors (with their column).
+    pub fn check(&self, is_known_attribute: &dyn Fn(&str) -> bool) -> Result<(), ExprError> {
+        let mut found = Vec::new();
+        walk_attrs(&self.root, &mut found);
+        match found
+            .into_iter()
+            .find(|(name, _)| !is_known_attribute(name))
+        {
+            Some((name, col)) => Err(ExprError {
+                column: col,
+                message: format!("unknown attribute '{name}' (attribute names are case-sensitive)"),
+                source_text: self.source.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
-    /// Evaluates the expression.
-    pub fn evaluate(&self, _ctx: &dyn EvalContext) -> Result<FlowValue, EvalError> {
-        Err(EvalError {
-            message: "expression evaluation not implemented yet".into(),
+    /// Evaluates the expression against one object. Runtime problems (Item out of range,
+    /// `Error("...")`, bad conversions) are [`EvalError`]s, never panics.
+    pub fn evaluate(&self, ctx: &dyn EvalContext) -> Result<FlowValue, EvalError> {
+        let mut ev = eval::Evaluator::new(ctx);
+        let v = ev.eval(&self.root)?;
+        Ok(match v {
+            value::Val::AuthNull => FlowValue::AuthoritativeNull,
+            value::Val::Ignore => FlowValue::IgnoreThisFlow,
+            other => {
+                let mut out = Vec::with_capacity(1);
+                other.into_model(&mut out)?;
+                FlowValue::Values(out)
+            }
         })
     }
 }
