@@ -769,3 +769,175 @@ async fn extension_properties_endpoint() {
         .await;
     assert_eq!(s, 400);
 }
+
+#[tokio::test]
+async fn manager_reference() {
+    let e = env().await;
+    let (_, boss) = e.post("/users", user("boss@contoso.com")).await;
+    let (_, emp) = e.post("/users", user("emp@contoso.com")).await;
+    let (boss, emp) = (
+        boss["id"].as_str().unwrap().to_string(),
+        emp["id"].as_str().unwrap().to_string(),
+    );
+    let (s, _) = e.get(&format!("/users/{emp}/manager")).await;
+    assert_eq!(s, 404);
+    let (s, _, _) = e
+        .call(
+            Method::PUT,
+            &format!("/users/{emp}/manager/$ref"),
+            Some(json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/users/{boss}")})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, v) = e.get(&format!("/users/{emp}/manager")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["id"], json!(boss));
+    assert_eq!(v["@odata.type"], json!("#microsoft.graph.user"));
+    let (_, v) = e
+        .get(&format!("/users/{emp}?$expand=manager($select=id)"))
+        .await;
+    assert_eq!(v["manager"]["id"], json!(boss));
+    let (_, v) = e.get(&format!("/users/{boss}/directReports")).await;
+    assert_eq!(v["value"][0]["id"], json!(emp));
+    assert_eq!(e.delete(&format!("/users/{emp}/manager/$ref")).await.0, 204);
+    assert_eq!(e.get(&format!("/users/{emp}/manager")).await.0, 404);
+    // Prefer: odata.maxpagesize.
+    let r =
+        e.c.get(format!("{}/users", e.h.graph_url()))
+            .bearer_auth(&e.token)
+            .header("Prefer", "odata.maxpagesize=1")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.headers()["preference-applied"], "odata.maxpagesize=1");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["value"].as_array().unwrap().len(), 1);
+    assert!(v["@odata.nextLink"].is_string());
+}
+
+#[tokio::test]
+async fn deleted_items_expire_after_retention() {
+    let e = env_with(EmulatorConfig {
+        deleted_retention: std::time::Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let (_, u) = e.post("/users", user("gone@contoso.com")).await;
+    let id = u["id"].as_str().unwrap().to_string();
+    assert_eq!(e.delete(&format!("/users/{id}")).await.0, 204);
+    assert_eq!(e.get(&format!("/directory/deletedItems/{id}")).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(e.get(&format!("/directory/deletedItems/{id}")).await.0, 404);
+    let (s, _) = e
+        .post(&format!("/directory/deletedItems/{id}/restore"), json!({}))
+        .await;
+    assert_eq!(s, 404);
+}
+
+/// Test-only self-signed certificate and its PKCS#8 RSA key (generated with openssl for
+/// these tests; not used anywhere else).
+const TEST_CERT_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIDIzCCAgugAwIBAgIURUX5as3m519FirMoeviP8fmNCZwwDQYJKoZIhvcNAQEL
+BQAwIDEeMBwGA1UEAwwVZGlyc3luYy1lbXVsYXRvci10ZXN0MCAXDTI2MTEyMzA5
+NDM0M1oYDzIxMjYxMDMwMDk0MzQzWjAgMR4wHAYDVQQDDBVkaXJzeW5jLWVtdWxh
+dG9yLXRlc3QwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQCM8CDRmcck
+d7qWF4vpi90sKqKPVUULJWN9ahO6DaFbcMBzRUnhdsdvMqrY3TcZGc+VMZHU+dL1
+5w9uYlBEu9iV/U39fVWyELsihizG6m+gOAoMNc5ZyvzhgqWWYxqk8cOD36t7qjzb
+yJ4bO+df7h3KDojeT93WxwBlBfpWvlfSkcvo4X1eGjmMnWLVsl6MS89DFkmVZOci
+fu2elHePybddZuTpD4G+l6LHVhjNGKnYmu77ryjY6yIFydviWDoiZKr0aBL5wdYz
+0XOpbQQZ5EUS8loFB1n4zf+n5YZ+xLSXX1J2wEX/WeVNQK3E5hxnAHa9vPQ7M80U
+Kao0Nfa4TuJXAgMBAAGjUzBRMB0GA1UdDgQWBBSMnc47Xlc/At/htIcN0xRCfHqx
+3DAfBgNVHSMEGDAWgBSMnc47Xlc/At/htIcN0xRCfHqx3DAPBgNVHRMBAf8EBTAD
+AQH/MA0GCSqGSIb3DQEBCwUAA4IBAQBwS9V9gS1JoKi2K/nmcdkO9Ewbr7NUnJYX
+M/GXz0T30ODT6hfLSHAVNt4mQX+8PedNEOKfWBlRuaNYGiEJdc+k6y1Tldp3dNjO
+C3GJxBLfNSnmptkfmB5Tv5ldysicpeSCixHMzQZy8n/qs8NMRmYr44dzzt6sRM2f
+sTFFjFh6Bqack4OlCe6GLYEb1+uX8mAVTAjmu+Cj2hQGZdjN9QGQdiut3JBoaDC3
+tn9SKfRLdfmeEjXM8CA5rz1cRNawNpSSpfN53EC3b+3852Mss+q+5iCegzI2hKrv
+lSJaOjmqrtzSeprBf0CkcQPV9ibyQWtxk+z4OO49GywTIe+pOgTv
+-----END CERTIFICATE-----
+";
+const TEST_KEY_PKCS8_B64: &str = "MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCM8CDRmcckd7qWF4vpi90sKqKPVUULJWN9ahO6DaFbcMBzRUnhdsdvMqrY3TcZGc+VMZHU+dL15w9uYlBEu9iV/U39fVWyELsihizG6m+gOAoMNc5ZyvzhgqWWYxqk8cOD36t7qjzbyJ4bO+df7h3KDojeT93WxwBlBfpWvlfSkcvo4X1eGjmMnWLVsl6MS89DFkmVZOcifu2elHePybddZuTpD4G+l6LHVhjNGKnYmu77ryjY6yIFydviWDoiZKr0aBL5wdYz0XOpbQQZ5EUS8loFB1n4zf+n5YZ+xLSXX1J2wEX/WeVNQK3E5hxnAHa9vPQ7M80UKao0Nfa4TuJXAgMBAAECggEAAlz6Z+YfGtAiu4AmLLw9vdvyWtq2rClF1RhrJg9mP70qjoqmyPy8lMA+pIep2oyX8iv6tbc0rHV7fEHYwul71O2cGhG41whrYt8cfBj6CZYDxFDYpqFkaR5o/i/bBmrPxcCbEWYS3CqUGbSaiUpZ8VJNRQQ40SOhsMMo/4n0hgejPas1ntcbEjs5GgswcqATGf4QSyt50POsbuME1RjeZY/Qmq9lsLXbxIg70k/Gr47hcC23mNeVNryiy7DRuSr0y0oR8GMoXsolsG0BQc3Di4/3Quo/oLwpsFrlebBm+zCiui+LfmEuHqQsqZ9HvqM2NUIF1psXI5rfGuN/5Z4e3QKBgQDC/yGtvEkCITDF++b+qAqCtubX/RvAHQ40VYmk0FSLXj3nie1Xca8u5N4vroSW4shnXNKvH/iuhTJXrqgKbjrj9ni40DtDVrePV47w1R9teLfRfATx7RiO6/CsyyAiUr60AOCv/6UkLlWTlRgDg3DEGvbC/NqgNNwMJHzb+lvkIwKBgQC5B45zBNG58EhnKUJfZiYDW/KHIsmoEyQJaNo/HgQYKilwtdFPeqZp3pnXJcz8onofSYPW/GTMXz5g1RRhGCeMvcNE/vzncMVDKghcjk9Beg3kgyjnnlwAWZqkH8++7ajQroMy3lot+mQ9nurIR9BzOytqGjuaJ6506BhvZU3CPQKBgFhVKvSA7rHAR0/opOOHS/uaz0fYqNGGWADtHsVCeooHzxMsMBAEt88Obng7HmUbppzsN6SNXyHvxLZjsEvJU3QhGt7dtXrztYOBrob6hJoarWqAO908Anv79bLQ8WWbBjiUjTQtIqoZMzr/tzkgOd0cOdxqnr8kMuptPQKJj0bxAoGAXtTNoIumxeqt4RmXZ/edofkdKz+cJSVyQdRYjyLeLFhnltnI5jhRVE9/f3JjRlQrzR9LkAMZ0lk6SjzLThwoIQ0dKJ6bli8JGyxOzsktO7zHpAfJDjTuqEtEY7veKNf7vsDCg27Mv2XmvGJXqMCNyJFZ5e59/7s4wbg21dkQ6m0CgYASnKRp9jx5Khf8OeeTb7CmeRN5Gn8PZyvTlulrX5TVS5NfR9lFuCtoFPzT4lYDf1qTDrUmbb1/wu4Nq5t3kM856nvDiO8bfD6n/UIRkKDr0uu8P//iCMN3m3PxAuZxLr22aOLocZMV7RK2YcQojJsYS08/zPpT9sEJG51N6CZmKw==";
+
+fn signed_assertion(aud: &str, x5t_from: &[u8], tamper: bool) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let thumb = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, x5t_from);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = json!({"alg": "RS256", "typ": "JWT", "x5t": b64(thumb.as_ref())});
+    let claims =
+        json!({"aud": aud, "iss": CLIENT, "sub": CLIENT, "jti": "j", "nbf": now, "exp": now + 600});
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(TEST_KEY_PKCS8_B64)
+        .unwrap();
+    let key = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    if tamper {
+        sig[0] ^= 0xff;
+    }
+    format!("{input}.{}", b64(&sig))
+}
+
+#[tokio::test]
+async fn client_assertion_signature_is_verified_with_a_registered_certificate() {
+    use base64::Engine;
+    let mut cfg = EmulatorConfig::default();
+    cfg.apps[0].certificate_pem = Some(TEST_CERT_PEM.to_string());
+    let h = Emulator::start(cfg).await.unwrap();
+    let c = client();
+    let b64: String = TEST_CERT_PEM
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let cert_der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let send = |assertion: String| {
+        let c = c.clone();
+        let url = h.token_url();
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ];
+            let r = c.post(url).form_body(&form).send().await.unwrap();
+            let st = r.status();
+            (st, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, v) = send(signed_assertion(&h.token_url(), &cert_der, false)).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["access_token"].is_string());
+    let (s, v) = send(signed_assertion(&h.token_url(), &cert_der, true)).await;
+    assert_eq!(s, 401);
+    assert_eq!(v["error"], json!("invalid_client"));
+    assert_eq!(v["error_codes"], json!([700027]));
+    let (s, v) = send(signed_assertion(
+        &h.token_url(),
+        b"another certificate",
+        false,
+    ))
+    .await;
+    assert_eq!(s, 401);
+    assert_eq!(v["error_codes"], json!([700027]));
+}

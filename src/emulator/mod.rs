@@ -9,10 +9,15 @@
 //!   `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`), scope
 //!   `https://graph.microsoft.com/.default`; AADSTS error bodies (`invalid_client`
 //!   AADSTS7000215 for a wrong secret, AADSTS700016 unknown app, AADSTS90002 unknown tenant,
-//!   AADSTS1002012 bad scope). Client assertions are checked for structure, `aud`, `iss`/`sub`
-//!   and lifetime; their signature is not verified (documented limitation).
+//!   AADSTS1002012 bad scope, AADSTS700027 bad assertion signature). Client assertions are
+//!   checked for structure, `aud`, `iss`/`sub` and lifetime, and when the app has a registered
+//!   certificate (PEM) also for the RS256/PS256 signature and the `x5t`/`x5t#S256` thumbprint.
+//!   Apps without a certificate accept any well-formed assertion (rehearsal convenience).
 //! - Users: `GET/POST /users`, `GET/PATCH/DELETE /users/{id | userPrincipalName}`,
-//!   `GET /users/{id}/memberOf`, `GET /users/$count`, `GET /users/delta`.
+//!   `GET /users/{id}/memberOf`, `GET /users/$count`, `GET /users/delta`,
+//!   `GET /users/{id}/manager`, `PUT/DELETE /users/{id}/manager/$ref`,
+//!   `GET /users/{id}/directReports`, `$expand=manager`; `manager@delta` in users delta when
+//!   `$select` names `manager`.
 //! - Groups: `GET/POST /groups`, `GET/PATCH/DELETE /groups/{id}`, `GET /groups/{id}/members`,
 //!   `POST /groups/{id}/members/$ref`, `DELETE /groups/{id}/members/{memberId}/$ref`,
 //!   `members@odata.bind` (at most 20) on POST and PATCH, `GET /groups/delta` with
@@ -30,7 +35,10 @@
 //! - Query options: `$select` (`id` always), `$filter` (`eq`, `ne`, `in`, `startswith`,
 //!   `any(x:x eq ...)`, `and`, `or`), `$top` (1..999, default 100), `@odata.nextLink` with
 //!   `$skiptoken`, `$count=true` (`@odata.count`), delta `$deltatoken` and
-//!   `$deltatoken=latest`.
+//!   `$deltatoken=latest`; `Prefer: odata.maxpagesize=N` (answered with
+//!   `Preference-Applied`).
+//! - Deleted items are purged (reported as hard deletes) after `deleted_retention`
+//!   (30 days by default).
 //! - Errors: `{"error":{"code","message","innerError":{"date","request-id",
 //!   "client-request-id"}}}`; `Request_ResourceNotFound`, `Request_BadRequest` (also the
 //!   uniqueness conflicts "Another object with the same value for property ... already
@@ -87,8 +95,9 @@ pub struct AppRegistration {
     pub client_id: String,
     /// Client secret (None: only client assertions are accepted).
     pub client_secret: Option<String>,
-    /// Certificate (PEM) for client assertions. Only recorded: assertion signatures are not
-    /// verified by the emulator.
+    /// Certificate (PEM) for client assertions: when set, assertion signatures (RS256 or
+    /// PS256) and thumbprints are verified against it; when unset, any well-formed assertion
+    /// is accepted.
     pub certificate_pem: Option<String>,
     /// Display name.
     pub display_name: String,
@@ -161,6 +170,8 @@ pub struct EmulatorConfig {
     pub token_lifetime: Duration,
     /// Delta token lifetime (documented: 7 days for identity resources).
     pub delta_token_lifetime: Duration,
+    /// How long soft-deleted objects stay restorable (documented: 30 days).
+    pub deleted_retention: Duration,
     /// Write throttling.
     pub throttle: ThrottleConfig,
     /// Fault injection.
@@ -185,6 +196,7 @@ impl Default for EmulatorConfig {
             )],
             token_lifetime: Duration::from_secs(3599),
             delta_token_lifetime: Duration::from_secs(7 * 24 * 3600),
+            deleted_retention: Duration::from_secs(30 * 24 * 3600),
             throttle: ThrottleConfig::default(),
             faults: FaultConfig::default(),
             state_file: None,

@@ -125,6 +125,8 @@ pub struct QueryOptions {
     pub deltatoken: Option<String>,
     /// `$count=true`.
     pub count: bool,
+    /// `$expand` (only `manager` is supported).
+    pub expand: Option<String>,
 }
 
 /// Decodes `%XX` escapes and `+` of a query string component.
@@ -217,6 +219,15 @@ impl QueryOptions {
                     q.top = Some(n);
                 }
                 "skiptoken" => q.skiptoken = Some(v),
+                "expand" => {
+                    let name = v.split('(').next().unwrap_or("").trim().to_string();
+                    if !name.eq_ignore_ascii_case("manager") {
+                        return Err(GraphError::unsupported_query(format!(
+                            "Unsupported Query. $expand of '{name}' is not supported by the emulator."
+                        )));
+                    }
+                    q.expand = Some(name);
+                }
                 "deltatoken" => q.deltatoken = Some(v),
                 "count" => q.count = v.eq_ignore_ascii_case("true"),
                 _ => {}
@@ -239,6 +250,9 @@ impl QueryOptions {
         }
         if self.count {
             parts.push("$count=true".to_string());
+        }
+        if let Some(e) = &self.expand {
+            parts.push(format!("$expand={e}"));
         }
         parts.join("&")
     }

@@ -478,7 +478,13 @@ async fn token_handler(
                 "'client_assertion' or 'client_secret' is required with a valid 'client_assertion_type'.",
             );
         }
-        if let Err((code, msg)) = check_assertion(assertion, client_id, &s.base_url, &tenant) {
+        if let Err((code, msg)) = check_assertion(
+            assertion,
+            client_id,
+            &s.base_url,
+            &tenant,
+            app.certificate_pem.as_deref(),
+        ) {
             return aad_error(401, "invalid_client", code, &msg);
         }
     } else {
@@ -528,12 +534,77 @@ async fn token_handler(
     )
 }
 
-/// Structural check of a client assertion JWT (signature not verified).
+/// DER bytes of the first certificate of a PEM text.
+fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+    let start = pem.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
+    let end = pem[start..].find("-----END CERTIFICATE-----")? + start;
+    let b64: String = pem[start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+/// Verifies the signature of a client assertion against the registered certificate and
+/// checks the `x5t` / `x5t#S256` thumbprint when present.
+fn verify_assertion_signature(
+    pem: &str,
+    header: &Value,
+    signing_input: &str,
+    signature_b64: &str,
+) -> Result<(), (u32, String)> {
+    let bad_sig = || {
+        (
+            700027,
+            "Client assertion failed signature validation.".to_string(),
+        )
+    };
+    let der = pem_to_der(pem).ok_or_else(|| {
+        (
+            700027,
+            "The certificate registered for the application could not be read.".to_string(),
+        )
+    })?;
+    let thumb_mismatch = || {
+        (
+            700027,
+            "The certificate with the identifier used to sign the client assertion is not registered on the application.".to_string(),
+        )
+    };
+    if let Some(x5t) = header.get("x5t").and_then(Value::as_str) {
+        let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+        if URL_SAFE_NO_PAD.encode(d.as_ref()) != x5t.trim_end_matches('=') {
+            return Err(thumb_mismatch());
+        }
+    }
+    if let Some(x5t) = header.get("x5t#S256").and_then(Value::as_str) {
+        let d = ring::digest::digest(&ring::digest::SHA256, &der);
+        if URL_SAFE_NO_PAD.encode(d.as_ref()) != x5t.trim_end_matches('=') {
+            return Err(thumb_mismatch());
+        }
+    }
+    let cert_der = rustls::pki_types::CertificateDer::from(der);
+    let cert = webpki::EndEntityCert::try_from(&cert_der).map_err(|_| bad_sig())?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(signature_b64.trim_end_matches('='))
+        .map_err(|_| bad_sig())?;
+    let alg = match header.get("alg").and_then(Value::as_str) {
+        Some("PS256") => webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+        _ => webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+    };
+    cert.verify_signature(alg, signing_input.as_bytes(), &sig)
+        .map_err(|_| bad_sig())
+}
+
+/// Checks a client assertion JWT: structure, algorithm, `iss`/`sub`, `aud`, lifetime and,
+/// when the app has a registered certificate, the signature and thumbprint. Without a
+/// registered certificate the signature is not checked (rehearsal convenience).
 fn check_assertion(
     assertion: &str,
     client_id: &str,
     base_url: &str,
     tenant: &str,
+    certificate_pem: Option<&str>,
 ) -> Result<(), (u32, String)> {
     let parts: Vec<&str> = assertion.split('.').collect();
     let malformed = || (50027, "JWT token is invalid or malformed.".to_string());
@@ -582,6 +653,10 @@ fn check_assertion(
             700024,
             "Client assertion is not within its valid time range.".into(),
         ));
+    }
+    if let Some(pem) = certificate_pem {
+        let signing_input = format!("{}.{}", parts[0], parts[1]);
+        verify_assertion_signature(pem, &header, &signing_input, parts[2])?;
     }
     Ok(())
 }
@@ -851,6 +926,18 @@ fn handle_graph(
         }
         return handle_batch(s, &caller, body, rid, crid);
     }
+    let retention = s.config.deleted_retention.as_millis() as u64;
+    let now = unix_ms();
+    if s.with_tenant(|t| t.has_expired(now, retention)) {
+        let n = s.with_tenant_mut(|t| t.purge_expired(now, retention));
+        tracing::info!(purged = n, "deleted items past retention purged");
+    }
+    let page_hint = header_str(headers, "prefer").and_then(|p| {
+        p.split(',')
+            .filter_map(|x| x.trim().strip_prefix("odata.maxpagesize="))
+            .find_map(|n| n.trim().parse::<usize>().ok())
+            .map(|n| n.clamp(1, 999))
+    });
     let body_val = match parse_body(method, body) {
         Ok(v) => v,
         Err(e) => return GraphResponse::from_error(&e, rid, crid),
@@ -862,11 +949,17 @@ fn handle_graph(
             Err(e) => return GraphResponse::from_error(&e, rid, crid),
         }
     }
-    let mut resp = match dispatch(s, method, &rel, query, &body_val) {
+    let mut resp = match dispatch(s, method, &rel, query, &body_val, page_hint) {
         Ok(r) => r,
         Err(e) => GraphResponse::from_error(&e, rid, crid),
     };
     resp.headers.extend(extra);
+    if let Some(n) = page_hint {
+        resp.headers.push((
+            "Preference-Applied".into(),
+            format!("odata.maxpagesize={n}"),
+        ));
+    }
     resp
 }
 
@@ -976,8 +1069,12 @@ fn dispatch(
     rel: &str,
     query: &str,
     body: &Value,
+    page_hint: Option<usize>,
 ) -> Result<GraphResponse, GraphError> {
-    let q = QueryOptions::parse(query)?;
+    let mut q = QueryOptions::parse(query)?;
+    if q.top.is_none() {
+        q.top = page_hint;
+    }
     let segs: Vec<String> = rel
         .trim_end_matches('/')
         .split('/')
@@ -1037,7 +1134,13 @@ fn dispatch(
             match method {
                 "GET" => s.with_tenant(|t| {
                     let id = t.resolve(kind, key)?;
-                    entity_response(t, &id, q.select.as_deref(), base, coll, 200)
+                    let mut r = entity_response(t, &id, q.select.as_deref(), base, coll, 200)?;
+                    if q.expand.is_some() {
+                        if let (Some(Value::Object(m)), Some(o)) = (r.body.as_mut(), t.objects.get(&id)) {
+                            expand_manager(t, o, m);
+                        }
+                    }
+                    Ok(r)
                 }),
                 "PATCH" => {
                     s.with_tenant_mut(|t| t.update(kind, key, body))?;
@@ -1064,6 +1167,48 @@ fn dispatch(
             Ok(GraphResponse::json(
                 200,
                 json!({"@odata.context": context_url(base, "directoryObjects", q.select.as_deref()), "value": groups}),
+            ))
+        }),
+        ["users", key, "manager"] if method == "GET" => s.with_tenant(|t| {
+            let id = t.resolve(ObjectKind::User, key)?;
+            let mgr = t
+                .objects
+                .get(&id)
+                .and_then(|o| o.manager.as_ref())
+                .and_then(|m| t.objects.get(m))
+                .ok_or_else(|| GraphError::not_found("manager"))?;
+            let mut m = Tenant::render(mgr, q.select.as_deref(), true);
+            m.insert("@odata.context".into(), json!(format!("{base}/v1.0/$metadata#directoryObjects/$entity")));
+            Ok(GraphResponse::json(200, Value::Object(m)))
+        }),
+        ["users", key, "manager", "$ref"] => match method {
+            "PUT" => {
+                let r = body
+                    .get("@odata.id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| GraphError::bad_request("The request body must contain '@odata.id' with the URL of the manager."))?;
+                let mid = id_from_reference(r)
+                    .ok_or_else(|| GraphError::bad_request("Invalid object identifier in '@odata.id'."))?;
+                s.with_tenant_mut(|t| t.set_manager(key, Some(&mid)))?;
+                Ok(GraphResponse::no_content())
+            }
+            "DELETE" => {
+                s.with_tenant_mut(|t| t.set_manager(key, None))?;
+                Ok(GraphResponse::no_content())
+            }
+            _ => Err(not_allowed()),
+        },
+        ["users", key, "directReports"] if method == "GET" => s.with_tenant(|t| {
+            let id = t.resolve(ObjectKind::User, key)?;
+            let value: Vec<Value> = t
+                .objects
+                .values()
+                .filter(|o| o.manager.as_deref() == Some(id.as_str()))
+                .map(|o| Value::Object(Tenant::render(o, q.select.as_deref(), true)))
+                .collect();
+            Ok(GraphResponse::json(
+                200,
+                json!({"@odata.context": context_url(base, "directoryObjects", q.select.as_deref()), "value": value}),
             ))
         }),
         ["groups", gid, "members"] if method == "GET" => s.with_tenant(|t| {
@@ -1223,6 +1368,15 @@ fn dispatch(
     }
 }
 
+fn expand_manager(t: &Tenant, o: &super::tenant::DirObject, m: &mut Map<String, Value>) {
+    if let Some(mgr) = o.manager.as_ref().and_then(|id| t.objects.get(id)) {
+        let mut r = Map::new();
+        r.insert("@odata.type".into(), json!(mgr.kind.odata_type()));
+        r.insert("id".into(), json!(mgr.id));
+        m.insert("manager".into(), Value::Object(r));
+    }
+}
+
 fn entity_response(
     t: &Tenant,
     id: &str,
@@ -1272,7 +1426,13 @@ fn list_collection(
     }
     let value: Vec<Value> = items
         .iter()
-        .map(|o| Value::Object(Tenant::render(o, q.select.as_deref(), false)))
+        .map(|o| {
+            let mut m = Tenant::render(o, q.select.as_deref(), false);
+            if q.expand.is_some() {
+                expand_manager(t, o, &mut m);
+            }
+            Value::Object(m)
+        })
         .collect();
     out.insert("value".into(), Value::Array(value));
     Ok(GraphResponse::json(200, Value::Object(out)))
@@ -1563,7 +1723,7 @@ fn run_batch_item(
             Err(e) => return GraphResponse::from_error(&e, rid, crid),
         }
     }
-    let mut resp = match dispatch(s, method, path, query, body) {
+    let mut resp = match dispatch(s, method, path, query, body, None) {
         Ok(r) => r,
         Err(e) => GraphResponse::from_error(&e, rid, crid),
     };

@@ -93,6 +93,12 @@ pub struct DirObject {
     /// Groups the object belonged to when it was soft-deleted (restored with it).
     #[serde(default)]
     pub member_of_before_delete: Vec<String>,
+    /// Manager (users only), set through `PUT /users/{id}/manager/$ref`.
+    #[serde(default)]
+    pub manager: Option<String>,
+    /// Wall-clock time of the soft delete (unix ms), for the retention period.
+    #[serde(default)]
+    pub deleted_unix_ms: Option<u64>,
 }
 
 /// A permanently deleted object, remembered for delta (`@removed` reason `deleted`).
@@ -684,6 +690,8 @@ impl Tenant {
                 member_changes: BTreeMap::new(),
                 deleted_at: None,
                 member_of_before_delete: Vec::new(),
+                manager: None,
+                deleted_unix_ms: None,
             },
         );
         self.index_object(&id);
@@ -1010,6 +1018,19 @@ impl Tenant {
         for g in &groups {
             self.unlink_member(g, &id, seq, kind);
         }
+        let reports: Vec<String> = self
+            .objects
+            .values()
+            .filter(|o| o.manager.as_deref() == Some(id.as_str()))
+            .map(|o| o.id.clone())
+            .collect();
+        for r in reports {
+            if let Some(o) = self.objects.get_mut(&r) {
+                o.manager = None;
+                o.versions.insert("manager".into(), seq);
+                o.changed_at = seq;
+            }
+        }
         self.unindex_object(&id);
         let Some(mut obj) = self.objects.remove(&id) else {
             return Err(GraphError::not_found(&id));
@@ -1018,6 +1039,12 @@ impl Tenant {
             obj.deleted_at = Some(seq);
             obj.member_of_before_delete = groups;
             obj.props.insert("deletedDateTime".into(), json!(now_iso()));
+            obj.deleted_unix_ms = Some(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+            );
             self.deleted.insert(id, obj);
         } else {
             self.tombstones.push(Tombstone { id, kind, seq });
@@ -1075,6 +1102,60 @@ impl Tenant {
             seq,
         });
         Ok(())
+    }
+
+    /// Sets (`Some`) or removes (`None`) the manager of a user.
+    pub fn set_manager(&mut self, user: &str, manager: Option<&str>) -> Result<(), GraphError> {
+        let uid = self.resolve(ObjectKind::User, user)?;
+        if let Some(m) = manager {
+            let Some(mo) = self.objects.get(m) else {
+                return Err(GraphError::not_found(m));
+            };
+            if !matches!(mo.kind, ObjectKind::User | ObjectKind::Contact) {
+                return Err(GraphError::bad_request(
+                    "The manager must be a user or an organizational contact.",
+                ));
+            }
+            if m == uid {
+                return Err(GraphError::bad_request(
+                    "A user cannot be their own manager.",
+                ));
+            }
+        } else if self.objects.get(&uid).is_some_and(|o| o.manager.is_none()) {
+            return Err(GraphError::not_found("manager"));
+        }
+        let seq = self.next_seq();
+        if let Some(o) = self.objects.get_mut(&uid) {
+            o.manager = manager.map(str::to_string);
+            o.versions.insert("manager".into(), seq);
+            o.changed_at = seq;
+        }
+        Ok(())
+    }
+
+    /// Permanently deletes soft-deleted objects older than `retention_ms`. Returns how many.
+    pub fn purge_expired(&mut self, now_ms: u64, retention_ms: u64) -> usize {
+        let expired: Vec<String> = self
+            .deleted
+            .values()
+            .filter(|o| {
+                o.deleted_unix_ms
+                    .is_some_and(|d| d.saturating_add(retention_ms) < now_ms)
+            })
+            .map(|o| o.id.clone())
+            .collect();
+        for id in &expired {
+            let _ = self.purge(id);
+        }
+        expired.len()
+    }
+
+    /// Whether a soft-deleted object is older than `retention_ms`.
+    pub fn has_expired(&self, now_ms: u64, retention_ms: u64) -> bool {
+        self.deleted.values().any(|o| {
+            o.deleted_unix_ms
+                .is_some_and(|d| d.saturating_add(retention_ms) < now_ms)
+        })
     }
 
     /// Registers a directory extension on an application (`POST
@@ -1182,7 +1263,10 @@ impl Tenant {
         match select {
             Some(sel) => {
                 for s in sel {
-                    if s.eq_ignore_ascii_case("id") || s.eq_ignore_ascii_case("members") {
+                    if s.eq_ignore_ascii_case("id")
+                        || s.eq_ignore_ascii_case("members")
+                        || s.eq_ignore_ascii_case("manager")
+                    {
                         continue;
                     }
                     let (name, val) =
@@ -1245,92 +1329,150 @@ impl Tenant {
         limit: usize,
         select: Option<&[String]>,
     ) -> (Vec<Value>, Option<String>) {
-        let mut candidates: BTreeMap<&str, Value> = BTreeMap::new();
+        enum Src<'a> {
+            Live(&'a DirObject),
+            SoftDeleted,
+            HardDeleted,
+        }
+        let lower = match cursor {
+            Some(c) => std::ops::Bound::Excluded(c),
+            None => std::ops::Bound::Unbounded,
+        };
         let after = |id: &str| cursor.is_none_or(|c| id > c);
-        let want_members =
-            select.is_none_or(|s| s.iter().any(|p| p.eq_ignore_ascii_case("members")));
-        for o in self.objects.values() {
-            if o.kind != kind || !after(&o.id) {
+        // Phase 1: pick the ids of the page (cheap checks, in id order).
+        let mut picked: BTreeMap<&str, Src<'_>> = BTreeMap::new();
+        for o in self
+            .objects
+            .range::<str, _>((lower, std::ops::Bound::Unbounded))
+            .map(|(_, o)| o)
+        {
+            if o.kind != kind {
                 continue;
             }
-            if since == 0 {
-                let mut m = Self::render(o, select, false);
-                if kind == ObjectKind::Group && want_members {
-                    let members: Vec<Value> = o
-                        .members
-                        .iter()
-                        .map(|mid| {
-                            let k = self
-                                .objects
-                                .get(mid)
-                                .map(|x| x.kind)
-                                .unwrap_or(ObjectKind::User);
-                            json!({"@odata.type": k.odata_type(), "id": mid})
-                        })
-                        .collect();
-                    m.insert("members@delta".into(), Value::Array(members));
+            let include = since == 0
+                || o.changed_at > since
+                || o.member_changes.values().any(|c| c.seq > since);
+            if include {
+                picked.insert(&o.id, Src::Live(o));
+                if since == 0 && picked.len() > limit {
+                    break;
                 }
-                candidates.insert(&o.id, Value::Object(m));
-            } else if o.changed_at > since || o.member_changes.values().any(|c| c.seq > since) {
-                let mut m = Map::new();
-                m.insert("id".into(), json!(o.id));
-                for (p, ver) in &o.versions {
-                    if *ver <= since || HIDDEN.contains(&p.as_str()) {
-                        continue;
-                    }
-                    if let Some(sel) = select {
-                        if !sel.iter().any(|s| s.eq_ignore_ascii_case(p)) {
-                            continue;
-                        }
-                    }
-                    m.insert(p.clone(), o.props.get(p).cloned().unwrap_or(Value::Null));
-                }
-                if kind == ObjectKind::Group && want_members {
-                    let changes: Vec<Value> = o
-                        .member_changes
-                        .iter()
-                        .filter(|(_, c)| c.seq > since)
-                        .map(|(mid, c)| {
-                            if c.present {
-                                json!({"@odata.type": c.kind.odata_type(), "id": mid})
-                            } else {
-                                json!({"@odata.type": c.kind.odata_type(), "id": mid, "@removed": {"reason": "deleted"}})
-                            }
-                        })
-                        .collect();
-                    if !changes.is_empty() {
-                        m.insert("members@delta".into(), Value::Array(changes));
-                    }
-                }
-                candidates.insert(&o.id, Value::Object(m));
             }
         }
         if since > 0 {
-            for o in self.deleted.values() {
-                if o.kind == kind && after(&o.id) && o.deleted_at.is_some_and(|d| d > since) {
-                    candidates.insert(
-                        &o.id,
-                        json!({"id": o.id, "@removed": {"reason": "changed"}}),
-                    );
+            for o in self
+                .deleted
+                .range::<str, _>((lower, std::ops::Bound::Unbounded))
+                .map(|(_, o)| o)
+            {
+                if o.kind == kind && o.deleted_at.is_some_and(|d| d > since) {
+                    picked.insert(&o.id, Src::SoftDeleted);
                 }
             }
             for t in &self.tombstones {
                 if t.kind == kind && after(&t.id) && t.seq > since {
-                    candidates.insert(
-                        &t.id,
-                        json!({"id": t.id, "@removed": {"reason": "deleted"}}),
-                    );
+                    picked.insert(&t.id, Src::HardDeleted);
                 }
             }
         }
-        let more = candidates.len() > limit;
+        let more = picked.len() > limit;
+        let want_members =
+            select.is_none_or(|s| s.iter().any(|p| p.eq_ignore_ascii_case("members")));
+        // Phase 2: render the page.
         let mut out = Vec::new();
         let mut last = None;
-        for (id, v) in candidates.into_iter().take(limit) {
+        for (id, src) in picked.into_iter().take(limit) {
             last = Some(id.to_string());
+            let v = match src {
+                Src::SoftDeleted => json!({"id": id, "@removed": {"reason": "changed"}}),
+                Src::HardDeleted => json!({"id": id, "@removed": {"reason": "deleted"}}),
+                Src::Live(o) if since == 0 => {
+                    let mut m = Self::render(o, select, false);
+                    if kind == ObjectKind::User
+                        && select
+                            .is_some_and(|s| s.iter().any(|x| x.eq_ignore_ascii_case("manager")))
+                    {
+                        m.remove("manager");
+                        if o.manager.is_some() {
+                            m.insert("manager@delta".into(), manager_delta(self, o));
+                        }
+                    }
+                    if kind == ObjectKind::Group && want_members {
+                        let members: Vec<Value> = o
+                            .members
+                            .iter()
+                            .map(|mid| {
+                                let k = self
+                                    .objects
+                                    .get(mid)
+                                    .map(|x| x.kind)
+                                    .unwrap_or(ObjectKind::User);
+                                json!({"@odata.type": k.odata_type(), "id": mid})
+                            })
+                            .collect();
+                        m.insert("members@delta".into(), Value::Array(members));
+                    }
+                    Value::Object(m)
+                }
+                Src::Live(o) => {
+                    let mut m = Map::new();
+                    m.insert("id".into(), json!(o.id));
+                    for (p, ver) in &o.versions {
+                        if *ver <= since || HIDDEN.contains(&p.as_str()) {
+                            continue;
+                        }
+                        if p == "manager" {
+                            if select.is_some_and(|s| {
+                                s.iter().any(|x| x.eq_ignore_ascii_case("manager"))
+                            }) {
+                                m.insert("manager@delta".into(), manager_delta(self, o));
+                            }
+                            continue;
+                        }
+                        if let Some(sel) = select {
+                            if !sel.iter().any(|s| s.eq_ignore_ascii_case(p)) {
+                                continue;
+                            }
+                        }
+                        m.insert(p.clone(), o.props.get(p).cloned().unwrap_or(Value::Null));
+                    }
+                    if kind == ObjectKind::Group && want_members {
+                        let changes: Vec<Value> = o
+                            .member_changes
+                            .iter()
+                            .filter(|(_, c)| c.seq > since)
+                            .map(|(mid, c)| {
+                                if c.present {
+                                    json!({"@odata.type": c.kind.odata_type(), "id": mid})
+                                } else {
+                                    json!({"@odata.type": c.kind.odata_type(), "id": mid, "@removed": {"reason": "deleted"}})
+                                }
+                            })
+                            .collect();
+                        if !changes.is_empty() {
+                            m.insert("members@delta".into(), Value::Array(changes));
+                        }
+                    }
+                    Value::Object(m)
+                }
+            };
             out.push(v);
         }
         (out, if more { last } else { None })
+    }
+}
+
+fn manager_delta(t: &Tenant, o: &DirObject) -> Value {
+    match &o.manager {
+        Some(mid) => {
+            let k = t
+                .objects
+                .get(mid)
+                .map(|x| x.kind)
+                .unwrap_or(ObjectKind::User);
+            json!([{"@odata.type": k.odata_type(), "id": mid}])
+        }
+        None => json!([]),
     }
 }
 
