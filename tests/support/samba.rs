@@ -1,1 +1,197 @@
-pub fn placeholder() {}
+//! A Samba AD domain controller on 127.0.0.1 (ports 389 and 636), provisioned into a temporary
+//! directory once per test binary and shared by its tests. Each test works in its own OU.
+//!
+//! Samba runs in interactive mode (`-i`) with a piped stdin: it terminates by itself when the
+//! test process ends and the pipe closes.
+
+use super::{ldap_tool, wait_for_port};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Realm of the test domain.
+pub const REALM: &str = "CORP.EXAMPLE.COM";
+/// Base DN of the test domain.
+pub const BASE: &str = "DC=corp,DC=example,DC=com";
+/// Host name of the DC (its certificate names `DC1.corp.example.com`).
+pub const DC_NAME: &str = "DC1.corp.example.com";
+/// Administrator password of the throwaway domain.
+pub const ADMIN_PW: &str = "Adm1n-Test-Pw!";
+/// Administrator bind name.
+pub const ADMIN: &str = "Administrator@corp.example.com";
+
+/// The shared DC.
+pub struct Samba {
+    dir: PathBuf,
+    child: Mutex<Child>,
+    /// Seconds spent provisioning and starting.
+    pub startup_secs: f64,
+}
+
+static DC: OnceLock<Samba> = OnceLock::new();
+
+impl Samba {
+    /// The DC of this test binary, provisioned and started on first use.
+    pub fn shared() -> &'static Samba {
+        DC.get_or_init(Samba::start)
+    }
+
+    fn start() -> Samba {
+        let started = Instant::now();
+        remove_stale_dirs();
+        let dir = std::env::temp_dir().join(format!("dirsync-samba-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("samba dir");
+        let out = Command::new("samba-tool")
+            .args([
+                "domain",
+                "provision",
+                &format!("--targetdir={}", dir.display()),
+                &format!("--realm={REALM}"),
+                "--domain=CORP",
+                "--host-name=DC1",
+                "--server-role=dc",
+                "--dns-backend=NONE",
+                &format!("--adminpass={ADMIN_PW}"),
+                "--option=interfaces=lo",
+                "--option=bind interfaces only=yes",
+            ])
+            .output()
+            .expect("run samba-tool");
+        assert!(
+            out.status.success(),
+            "samba-tool domain provision failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf = dir.join("etc/smb.conf");
+        let text = std::fs::read_to_string(&conf).expect("smb.conf");
+        let mut fixed = String::new();
+        for line in text.lines() {
+            if line.trim_start().starts_with("server services") {
+                continue;
+            }
+            fixed.push_str(line);
+            fixed.push('\n');
+            if line.trim() == "[global]" {
+                fixed.push_str("\tldap server require strong auth = no\n");
+                fixed.push_str("\tserver services = ldap\n");
+                fixed.push_str(&format!("\tpid directory = {}/run\n", dir.display()));
+                fixed.push_str(&format!("\tlog file = {}/samba.log\n", dir.display()));
+            }
+        }
+        std::fs::write(&conf, fixed).expect("write smb.conf");
+        std::fs::create_dir_all(dir.join("run")).expect("pid dir");
+        assert!(
+            !wait_for_port(389, Duration::from_millis(100)),
+            "port 389 is already in use: stop the other LDAP server first"
+        );
+        let log = std::fs::File::create(dir.join("samba.out")).expect("log file");
+        let child = Command::new("samba")
+            .arg(format!("--configfile={}", conf.display()))
+            .args(["-i", "-M", "single"])
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start samba");
+        let ok = wait_for_port(389, Duration::from_secs(60))
+            && wait_for_port(636, Duration::from_secs(30));
+        if !ok {
+            let out = std::fs::read_to_string(dir.join("samba.out")).unwrap_or_default();
+            panic!("samba did not start: {out}");
+        }
+        // The rootDSE answers a little after the port opens.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let s = Samba {
+            dir,
+            child: Mutex::new(child),
+            startup_secs: 0.0,
+        };
+        while Instant::now() < deadline {
+            let r = Command::new("ldapsearch")
+                .args([
+                    "-x",
+                    "-H",
+                    "ldap://127.0.0.1",
+                    "-D",
+                    ADMIN,
+                    "-w",
+                    ADMIN_PW,
+                    "-b",
+                    BASE,
+                    "-s",
+                    "base",
+                    "dn",
+                ])
+                .output();
+            if r.map(|o| o.status.success()).unwrap_or(false) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!(
+            "samba AD DC ready in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        Samba {
+            startup_secs: started.elapsed().as_secs_f64(),
+            ..s
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The CA certificate of the DC's LDAPS certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("private/tls/ca.pem")
+    }
+
+    /// Whether the DC process is still alive.
+    pub fn alive(&self) -> bool {
+        self.child
+            .lock()
+            .map(|mut c| matches!(c.try_wait(), Ok(None)))
+            .unwrap_or(false)
+    }
+
+    fn args() -> Vec<&'static str> {
+        vec!["-x", "-H", "ldap://127.0.0.1", "-D", ADMIN, "-w", ADMIN_PW]
+    }
+
+    /// `ldapadd` as Administrator.
+    pub fn add(&self, ldif: &str) {
+        ldap_tool("ldapadd", &Self::args(), ldif);
+    }
+
+    /// `ldapmodify` as Administrator (changetype records).
+    pub fn modify(&self, ldif: &str) {
+        ldap_tool("ldapmodify", &Self::args(), ldif);
+    }
+
+    /// Creates `OU=<name>` under the domain root and returns its DN.
+    pub fn fresh_ou(&self, name: &str) -> String {
+        let dn = format!("OU={name},{BASE}");
+        self.add(&format!("dn: {dn}\nobjectClass: organizationalUnit\n"));
+        dn
+    }
+}
+
+/// Removes the data directories of earlier test processes that are gone.
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("dirsync-samba-") {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}

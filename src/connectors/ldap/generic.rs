@@ -544,142 +544,182 @@ impl LdapConnector {
     }
 
     fn export_one(&mut self, req: &ExportRequest) -> ExportOutcome {
-        match self.export_inner(req) {
-            Ok(anchor) => ExportOutcome::Success { anchor },
-            Err(f) => f,
-        }
-    }
-
-    fn ldap_call(
-        &mut self,
-        what: &str,
-        dn: &str,
-        r: Result<ldap3::LdapResult, ldap3::LdapError>,
-    ) -> Result<(), ExportOutcome> {
-        match self.client.write_result(r) {
-            Ok(res) if res.rc == 0 => Ok(()),
-            Ok(res) => Err(ExportOutcome::Failed {
-                kind: export_error_kind(res.rc),
-                message: format!(
-                    "{what} '{dn}': {} ({}) {}",
-                    rc_name(res.rc),
-                    res.rc,
-                    res.text
-                ),
-            }),
-            Err(e) => Err(ExportOutcome::Failed {
-                kind: ExportErrorKind::Transient,
-                message: format!("{what} '{dn}': {e}"),
-            }),
-        }
-    }
-
-    fn export_inner(&mut self, req: &ExportRequest) -> Result<Option<String>, ExportOutcome> {
-        let dn = req.dn.to_string();
-        let timeout = self.client.timeout();
-        let conn_fail = |e: ConnectorError| ExportOutcome::Failed {
-            kind: ExportErrorKind::Transient,
-            message: e.to_string(),
-        };
-        match &req.operation {
-            ExportOperation::Add { attributes } => {
-                let mut attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = Vec::new();
-                for (name, vals) in attributes {
-                    if vals.is_empty() {
-                        continue;
-                    }
-                    attrs.push((
-                        name.as_bytes().to_vec(),
-                        vals.iter().map(ValueCodec::encode).collect(),
-                    ));
-                }
-                let r = self
-                    .client
-                    .conn()
-                    .map_err(conn_fail)?
-                    .with_timeout(timeout)
-                    .add(&dn, attrs);
-                self.ldap_call("add", &dn, r)?;
-                self.read_anchor(&dn)
-            }
-            ExportOperation::Update { changes, new_dn } => {
-                let mut current = dn.clone();
-                if let Some(target) = new_dn.as_ref().filter(|t| **t != req.dn) {
-                    let rdn = target.rdn().map(|r| r.to_string()).ok_or_else(|| {
-                        ExportOutcome::Failed {
-                            kind: ExportErrorKind::IdentityDataValidationFailed,
-                            message: "the new DN is empty".into(),
-                        }
-                    })?;
-                    let parent = target.parent();
-                    let new_sup = (parent != req.dn.parent()).then(|| parent.to_string());
-                    let r = self
-                        .client
-                        .conn()
-                        .map_err(conn_fail)?
-                        .with_timeout(timeout)
-                        .modifydn(&dn, &rdn, true, new_sup.as_deref());
-                    self.ldap_call("rename", &dn, r)?;
-                    current = target.to_string();
-                }
-                if !changes.is_empty() {
-                    let mods = to_mods(changes);
-                    let r = self
-                        .client
-                        .conn()
-                        .map_err(conn_fail)?
-                        .with_timeout(timeout)
-                        .modify(&current, mods);
-                    self.ldap_call("modify", &current, r)?;
-                }
-                Ok(req.anchor.clone())
-            }
-            ExportOperation::Delete => {
-                let r = self
-                    .client
-                    .conn()
-                    .map_err(conn_fail)?
-                    .with_timeout(timeout)
-                    .delete(&dn);
-                self.ldap_call("delete", &dn, r)?;
-                Ok(req.anchor.clone())
-            }
-        }
-    }
-
-    fn read_anchor(&mut self, dn: &str) -> Result<Option<String>, ExportOutcome> {
         let anchor_name = self.settings.anchor_attribute.clone();
-        let entry = self
-            .client
-            .read_entry(dn, std::slice::from_ref(&anchor_name), Vec::new())
-            .map_err(|e| ExportOutcome::Failed {
-                kind: ExportErrorKind::Transient,
-                message: format!("added '{dn}' but could not read its anchor: {e}"),
-            })?;
-        Ok(entry
-            .and_then(|e| e.values(&anchor_name).and_then(|v| v.first().cloned()))
-            .map(|v| match self.map.codec.decode(&anchor_name, &v) {
-                Value::Bin(b) => B64.encode(b),
-                other => other.to_text(),
-            }))
+        let codec = self.map.codec.clone();
+        export_request(
+            &mut self.client,
+            req,
+            &|_, v| ValueCodec::encode(v),
+            &mut |client, dn| {
+                read_anchor(
+                    client,
+                    dn,
+                    &anchor_name,
+                    &|raw| match codec.decode(&anchor_name, raw) {
+                        Value::Bin(b) => B64.encode(b),
+                        other => other.to_text(),
+                    },
+                )
+            },
+        )
     }
 }
 
+/// Encodes one value for an attribute on the wire.
+pub type Encoder<'a> = &'a dyn Fn(&str, &Value) -> Vec<u8>;
+
+/// Reads the anchor of a freshly added entry.
+pub type AnchorReader<'a> =
+    &'a mut dyn FnMut(&mut LdapClient, &str) -> Result<Option<String>, ExportOutcome>;
+
+/// Runs one export request (add, modify, rename/move, delete) and returns its outcome.
+pub fn export_request(
+    client: &mut LdapClient,
+    req: &ExportRequest,
+    encode: Encoder<'_>,
+    anchor: AnchorReader<'_>,
+) -> ExportOutcome {
+    match export_inner(client, req, encode, anchor) {
+        Ok(anchor) => ExportOutcome::Success { anchor },
+        Err(f) => f,
+    }
+}
+
+fn ldap_call(
+    client: &mut LdapClient,
+    what: &str,
+    dn: &str,
+    r: Result<ldap3::LdapResult, ldap3::LdapError>,
+) -> Result<(), ExportOutcome> {
+    match client.write_result(r) {
+        Ok(res) if res.rc == 0 => Ok(()),
+        Ok(res) => Err(ExportOutcome::Failed {
+            kind: export_error_kind(res.rc),
+            message: format!(
+                "{what} '{dn}': {} ({}) {}",
+                rc_name(res.rc),
+                res.rc,
+                res.text
+            ),
+        }),
+        Err(e) => Err(ExportOutcome::Failed {
+            kind: ExportErrorKind::Transient,
+            message: format!("{what} '{dn}': {e}"),
+        }),
+    }
+}
+
+fn export_inner(
+    client: &mut LdapClient,
+    req: &ExportRequest,
+    encode: Encoder<'_>,
+    anchor: AnchorReader<'_>,
+) -> Result<Option<String>, ExportOutcome> {
+    let dn = req.dn.to_string();
+    let timeout = client.timeout();
+    let conn_fail = |e: ConnectorError| ExportOutcome::Failed {
+        kind: ExportErrorKind::Transient,
+        message: e.to_string(),
+    };
+    match &req.operation {
+        ExportOperation::Add { attributes } => {
+            let mut attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = Vec::new();
+            for (name, vals) in attributes {
+                if vals.is_empty() {
+                    continue;
+                }
+                attrs.push((
+                    name.as_bytes().to_vec(),
+                    vals.iter().map(|v| encode(name, v)).collect(),
+                ));
+            }
+            let r = client
+                .conn()
+                .map_err(conn_fail)?
+                .with_timeout(timeout)
+                .add(&dn, attrs);
+            ldap_call(client, "add", &dn, r)?;
+            anchor(client, &dn)
+        }
+        ExportOperation::Update { changes, new_dn } => {
+            let mut current = dn.clone();
+            if let Some(target) = new_dn.as_ref().filter(|t| **t != req.dn) {
+                let rdn =
+                    target
+                        .rdn()
+                        .map(|r| r.to_string())
+                        .ok_or_else(|| ExportOutcome::Failed {
+                            kind: ExportErrorKind::IdentityDataValidationFailed,
+                            message: "the new DN is empty".into(),
+                        })?;
+                let parent = target.parent();
+                let new_sup = (parent != req.dn.parent()).then(|| parent.to_string());
+                let r = client
+                    .conn()
+                    .map_err(conn_fail)?
+                    .with_timeout(timeout)
+                    .modifydn(&dn, &rdn, true, new_sup.as_deref());
+                ldap_call(client, "rename", &dn, r)?;
+                current = target.to_string();
+            }
+            if !changes.is_empty() {
+                let mods = to_mods(changes, encode);
+                let r = client
+                    .conn()
+                    .map_err(conn_fail)?
+                    .with_timeout(timeout)
+                    .modify(&current, mods);
+                ldap_call(client, "modify", &current, r)?;
+            }
+            Ok(req.anchor.clone())
+        }
+        ExportOperation::Delete => {
+            let r = client
+                .conn()
+                .map_err(conn_fail)?
+                .with_timeout(timeout)
+                .delete(&dn);
+            ldap_call(client, "delete", &dn, r)?;
+            Ok(req.anchor.clone())
+        }
+    }
+}
+
+/// Reads one attribute of an entry as the anchor (after an add).
+pub fn read_anchor(
+    client: &mut LdapClient,
+    dn: &str,
+    anchor_name: &str,
+    to_text: &dyn Fn(&[u8]) -> String,
+) -> Result<Option<String>, ExportOutcome> {
+    let entry = client
+        .read_entry(dn, &[anchor_name.to_string()], Vec::new())
+        .map_err(|e| ExportOutcome::Failed {
+            kind: ExportErrorKind::Transient,
+            message: format!("added '{dn}' but could not read its anchor: {e}"),
+        })?;
+    Ok(entry
+        .and_then(|e| e.values(anchor_name).and_then(|v| v.first().cloned()))
+        .map(|v| to_text(&v)))
+}
+
 /// Converts attribute changes into LDAP modify operations.
-pub fn to_mods(changes: &[AttributeChange]) -> Vec<Mod<Vec<u8>>> {
+pub fn to_mods(changes: &[AttributeChange], encode: Encoder<'_>) -> Vec<Mod<Vec<u8>>> {
     changes
         .iter()
         .map(|c| {
-            let set = |vals: &[Value]| vals.iter().map(ValueCodec::encode).collect::<HashSet<_>>();
+            let set = |name: &str, vals: &[Value]| {
+                vals.iter().map(|v| encode(name, v)).collect::<HashSet<_>>()
+            };
             match c {
                 AttributeChange::Add { name, values } => {
-                    Mod::Add(name.as_bytes().to_vec(), set(values))
+                    Mod::Add(name.as_bytes().to_vec(), set(name, values))
                 }
                 AttributeChange::Remove { name, values } => {
-                    Mod::Delete(name.as_bytes().to_vec(), set(values))
+                    Mod::Delete(name.as_bytes().to_vec(), set(name, values))
                 }
                 AttributeChange::Replace { name, values } => {
-                    Mod::Replace(name.as_bytes().to_vec(), set(values))
+                    Mod::Replace(name.as_bytes().to_vec(), set(name, values))
                 }
             }
         })
