@@ -153,6 +153,13 @@ async fn batch_with_depends_on_and_partial_failures() {
         ]}))
         .await;
     assert_eq!(by_id(&v, "a")["status"], json!(204));
+    // A body without a Content-Type header is rejected per item.
+    let (_, _, v) = e
+        .post("/$batch", json!({"requests": [
+            {"id": "x", "method": "PATCH", "url": format!("/groups/{gid}"), "body": {"description": "y"}}
+        ]}))
+        .await;
+    assert_eq!(by_id(&v, "x")["status"], json!(400));
 
     // More than 20 requests is rejected as a whole.
     let reqs: Vec<Value> = (0..21)
@@ -473,4 +480,56 @@ async fn state_persists_across_restart() {
     // Indexes are rebuilt: the UPN is still taken.
     let (s, _, _) = e.post("/users", user("persist@contoso.com")).await;
     assert_eq!(s, 400);
+}
+
+/// Throughput smoke test of the emulator itself (not the connector benchmark): 20,000 user
+/// creates through `$batch` with throttling off. Run with `--ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn emulator_throughput_smoke() {
+    let e = env().await;
+    e.h.set_throttle(ThrottleConfig {
+        enabled: false,
+        ..Default::default()
+    });
+    let t0 = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let c = e.c.clone();
+        let url = format!("{}/$batch", e.h.graph_url());
+        let token = e.token.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..125 {
+                let reqs: Vec<Value> = (0..20)
+                    .map(|i| {
+                        json!({"id": i.to_string(), "method": "POST", "url": "/users",
+                               "headers": {"Content-Type": "application/json"},
+                               "body": user(&format!("w{w}b{b}i{i}@contoso.com"))})
+                    })
+                    .collect();
+                let r = c
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({ "requests": reqs }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let n = e.h.tenant().objects.len();
+    println!("{n} users in {secs:.2}s = {:.0} creates/s", n as f64 / secs);
+    let t1 = std::time::Instant::now();
+    let (all, _, pages) = follow_delta(&e, "/users/delta?$select=displayName").await;
+    println!(
+        "delta of {} users in {pages} pages: {:.2}s",
+        all.len(),
+        t1.elapsed().as_secs_f64()
+    );
+    assert_eq!(n, 20_000);
 }

@@ -1573,6 +1573,7 @@ fn handle_batch(s: &Shared, caller: &Caller, body: &[u8], rid: &str, crid: &str)
         url: String,
         body: Value,
         depends: Vec<String>,
+        missing_content_type: bool,
     }
     let mut items = Vec::new();
     let mut ids = HashSet::new();
@@ -1617,6 +1618,11 @@ fn handle_batch(s: &Shared, caller: &Caller, body: &[u8], rid: &str, crid: &str)
             url: url.to_string(),
             body: r.get("body").cloned().unwrap_or(Value::Null),
             depends,
+            missing_content_type: r.get("body").is_some_and(|b| !b.is_null())
+                && !r
+                    .get("headers")
+                    .and_then(Value::as_object)
+                    .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("content-type"))),
         });
     }
     for it in &items {
@@ -1647,6 +1653,16 @@ fn handle_batch(s: &Shared, caller: &Caller, body: &[u8], rid: &str, crid: &str)
                         424,
                         "FailedDependency",
                         "The request was not executed because a request it depends on failed.",
+                    ),
+                    &item_rid,
+                    crid,
+                )
+            } else if it.missing_content_type {
+                GraphResponse::from_error(
+                    &GraphError::new(
+                        400,
+                        "BadRequest",
+                        "A request with a body must specify the Content-Type header.",
                     ),
                     &item_rid,
                     crid,
