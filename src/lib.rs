@@ -5,7 +5,11 @@
 //! (declarative sync rules), [`store`] (SQLite state), [`engine`] (connector spaces,
 //! metaverse, run profiles, plan and guards), and on top the C ABI and the CLI.
 
+pub mod config;
 pub mod connectors;
 pub mod emulator;
+pub mod engine;
 pub mod expr;
 pub mod model;
+pub mod rules;
+pub mod store;

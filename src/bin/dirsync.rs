@@ -1,1 +1,442 @@
-fn main(){}
+//! `dirsync` command line: a thin shell over the library.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dirsync::config::Config;
+use dirsync::engine::{CyclePolicy, Engine, EngineError, RunOptions, RunProfile, RunRecord};
+use dirsync::store;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "dirsync", version, about = "Directory synchronization engine")]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "DIRSYNC_CONFIG",
+        default_value = "dirsync.toml"
+    )]
+    config: PathBuf,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Template {
+    /// HR CSV and an LDIF directory into an LDIF target (the offline sample).
+    Sample,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a starting configuration.
+    Init {
+        /// Template to write.
+        #[arg(long, value_enum, default_value = "sample")]
+        template: Template,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run a sync cycle (imports, syncs, exports in the documented order).
+    Cycle {
+        /// Initial cycle: full import and full sync.
+        #[arg(long)]
+        initial: bool,
+        /// Compute the plan, export nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm deletes above the deletion threshold.
+        #[arg(long)]
+        confirm_deletes: bool,
+        /// Accept an import that returns no objects as real (deletes everything it held).
+        #[arg(long)]
+        allow_empty_import: bool,
+    },
+    /// Run one run profile on one connector (FullImport, DeltaImport, FullSync, DeltaSync, Export).
+    RunProfile {
+        /// Connector name.
+        connector: String,
+        /// Run profile.
+        profile: String,
+        /// Confirm deletes above the deletion threshold.
+        #[arg(long)]
+        confirm_deletes: bool,
+        /// Accept an empty import.
+        #[arg(long)]
+        allow_empty_import: bool,
+    },
+    /// Show pending exports.
+    Plan {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: PlanFormat,
+    },
+    /// Record the admin's confirmation of deletes above the threshold for the next export.
+    ConfirmDeletes,
+    /// Connector spaces, metaverse, pending exports and the last run.
+    Status,
+    /// Run history.
+    History {
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Connector-space objects.
+    Cs {
+        #[command(subcommand)]
+        what: CsCommand,
+    },
+    /// Metaverse objects.
+    Mv {
+        #[command(subcommand)]
+        what: MvCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CsCommand {
+    /// Show one object (by DN or anchor) or list a connector space.
+    Show {
+        /// Connector name.
+        connector: String,
+        /// DN of the object.
+        #[arg(long)]
+        dn: Option<String>,
+        /// Anchor of the object.
+        #[arg(long)]
+        anchor: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MvCommand {
+    /// Show one metaverse object with per-attribute provenance, or list them.
+    Show {
+        /// Metaverse id.
+        id: Option<i64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DIRSYNC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if cli.json {
+                let j = serde_json::json!({"error": e.to_string(), "code": exit_code(&e)});
+                eprintln!("{j}");
+            } else {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &CliError) -> u8 {
+    match e {
+        CliError::Engine(EngineError::DeletionThreshold { .. }) => 3,
+        CliError::Engine(EngineError::EmptyImport { .. }) => 4,
+        CliError::Engine(EngineError::Config(_)) => 2,
+        _ => 1,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Config(#[from] dirsync::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn open(cli: &Cli) -> Result<Engine, CliError> {
+    let cfg = Config::load(&cli.config)?;
+    let mut engine = Engine::open(cfg)?;
+    if !cli.json && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:30} [{bar:40}] {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        engine.set_progress(Some(Arc::new(move |p: &dirsync::engine::Progress| {
+            bar.set_message(format!("{} {}", p.connector, p.profile));
+            if let Some(t) = p.total {
+                bar.set_length(t);
+            }
+            bar.set_position(p.processed);
+            if p.total == Some(p.processed) {
+                bar.finish_and_clear();
+                bar.reset();
+            }
+        })));
+    }
+    Ok(engine)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<(), CliError> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(|e| CliError::Other(e.to_string()))?
+    );
+    Ok(())
+}
+
+fn print_runs(cli: &Cli, runs: &[RunRecord]) -> Result<(), CliError> {
+    if cli.json {
+        return print_json(&runs);
+    }
+    for r in runs {
+        let c = &r.counters;
+        println!(
+            "{:<5} {:<12} {:<12} {:<36} adds={} upd={} ren={} del={} | join={} proj={} prov={} deprov={} mv+={} mv~={} mv-={} | exp add={} upd={} del={} fail={}",
+            r.id,
+            r.connector.as_deref().unwrap_or("-"),
+            r.profile,
+            r.result,
+            c.adds,
+            c.updates,
+            c.renames,
+            c.deletes,
+            c.joins,
+            c.projections,
+            c.provisions,
+            c.deprovisions,
+            c.mv_adds,
+            c.mv_updates,
+            c.mv_deletes,
+            c.export_adds,
+            c.export_updates,
+            c.export_deletes,
+            c.export_failures
+        );
+        if let Some(m) = &r.message {
+            println!("      {m}");
+        }
+        for e in r.errors.iter().take(20) {
+            println!("      [{}] {}: {}", e.stage, e.object, e.message);
+        }
+    }
+    Ok(())
+}
+
+fn run(cli: &Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Init { template, force } => {
+            if cli.config.exists() && !force {
+                return Err(CliError::Other(format!(
+                    "{} exists; use --force to overwrite",
+                    cli.config.display()
+                )));
+            }
+            let text = match template {
+                Template::Sample => include_str!("../../examples/sample/dirsync.toml"),
+            };
+            std::fs::write(&cli.config, text)
+                .map_err(|e| CliError::Other(format!("{}: {e}", cli.config.display())))?;
+            // Validate what was written.
+            Config::load(&cli.config)?;
+            println!("wrote {}", cli.config.display());
+            Ok(())
+        }
+        Command::Cycle {
+            initial,
+            dry_run,
+            confirm_deletes,
+            allow_empty_import,
+        } => {
+            let mut e = open(cli)?;
+            let opts = RunOptions {
+                dry_run: *dry_run,
+                confirm_deletes: *confirm_deletes,
+                allow_empty_import: *allow_empty_import,
+            };
+            let policy = if *initial {
+                CyclePolicy::Initial
+            } else {
+                CyclePolicy::Delta
+            };
+            let result = e.cycle(policy, &opts);
+            let runs = e.history(64)?;
+            let cycle_id = runs.iter().find(|r| r.parent_id.is_none()).map(|r| r.id);
+            let mut steps: Vec<RunRecord> = runs
+                .into_iter()
+                .filter(|r| r.parent_id == cycle_id || Some(r.id) == cycle_id)
+                .collect();
+            steps.reverse();
+            print_runs(cli, &steps)?;
+            result?;
+            Ok(())
+        }
+        Command::RunProfile {
+            connector,
+            profile,
+            confirm_deletes,
+            allow_empty_import,
+        } => {
+            let mut e = open(cli)?;
+            let p = RunProfile::parse(profile).ok_or_else(|| {
+                CliError::Other(format!(
+                    "unknown run profile '{profile}' (FullImport, DeltaImport, FullSync, DeltaSync, Export)"
+                ))
+            })?;
+            let opts = RunOptions {
+                dry_run: false,
+                confirm_deletes: *confirm_deletes,
+                allow_empty_import: *allow_empty_import,
+            };
+            let r = e.run_profile(connector, p, &opts, None);
+            let last = e.history(1)?;
+            print_runs(cli, &last)?;
+            r?;
+            Ok(())
+        }
+        Command::Plan { format } => {
+            let e = open(cli)?;
+            let plan = e.plan()?;
+            match (cli.json, format) {
+                (true, _) | (_, PlanFormat::Json) => print_json(&plan),
+                (_, PlanFormat::Csv) => {
+                    print!("{}", plan.to_csv());
+                    Ok(())
+                }
+                (_, PlanFormat::Table) => {
+                    print!("{}", plan.to_table());
+                    Ok(())
+                }
+            }
+        }
+        Command::ConfirmDeletes => {
+            let mut e = open(cli)?;
+            e.confirm_deletes()?;
+            println!("deletes confirmed for the next export");
+            Ok(())
+        }
+        Command::Status => {
+            let e = open(cli)?;
+            let st = e.status()?;
+            if cli.json {
+                return print_json(&st);
+            }
+            println!("state: {}", e.store().path().display());
+            println!("staging mode: {}", e.config.safety.staging_mode);
+            println!("metaverse objects: {}", st.metaverse_objects);
+            for c in &st.connectors {
+                println!(
+                    "connector {:<16} objects={:<8} connectors={:<8} pending-sync={:<6} pending-export={:<6} (add {}, update {}, delete {})",
+                    c.name,
+                    c.objects,
+                    c.joined,
+                    c.pending_sync,
+                    c.pending_exports,
+                    c.pending_adds,
+                    c.pending_updates,
+                    c.pending_deletes
+                );
+            }
+            if let Some(r) = &st.last_run {
+                println!(
+                    "last run: #{} {} {} ({} -> {})",
+                    r.id,
+                    r.profile,
+                    r.result,
+                    r.started,
+                    r.ended.as_deref().unwrap_or("-")
+                );
+                if let Some(m) = &r.message {
+                    println!("  {m}");
+                }
+            }
+            Ok(())
+        }
+        Command::History { limit } => {
+            let e = open(cli)?;
+            let runs = e.history(*limit)?;
+            print_runs(cli, &runs)
+        }
+        Command::Cs {
+            what:
+                CsCommand::Show {
+                    connector,
+                    dn,
+                    anchor,
+                },
+        } => {
+            let e = open(cli)?;
+            let objs = e.cs_objects(connector, dn.as_deref(), anchor.as_deref())?;
+            if cli.json {
+                return print_json(&objs);
+            }
+            for o in objs {
+                println!(
+                    "{}  anchor={} type={} mv={} link={:?}{}{}",
+                    o.dn,
+                    o.anchor.as_deref().unwrap_or("(none)"),
+                    o.object_type,
+                    o.mv_id.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+                    o.link,
+                    if o.placeholder { " placeholder" } else { "" },
+                    if o.unconfirmed.is_some() {
+                        " awaiting-export-confirmation"
+                    } else {
+                        ""
+                    }
+                );
+                for (k, vs) in o.effective_attributes() {
+                    let t: Vec<String> = vs.iter().map(|v| v.to_text()).collect();
+                    println!("    {k}: {}", t.join("; "));
+                }
+            }
+            Ok(())
+        }
+        Command::Mv {
+            what: MvCommand::Show { id },
+        } => {
+            let e = open(cli)?;
+            let objs = e.mv_objects(*id)?;
+            if cli.json {
+                return print_json(&objs);
+            }
+            for o in objs {
+                println!("mv:{} type={}", o.id, o.object_type);
+                for (k, vs) in &o.attributes {
+                    let t: Vec<String> = vs.iter().map(|v| v.to_text()).collect();
+                    let p = o.provenance.get(k);
+                    println!(
+                        "    {k}: {}   <- {} / {}",
+                        t.join("; "),
+                        p.map(|p| p.connector.as_str()).unwrap_or("?"),
+                        p.map(|p| p.rule.as_str()).unwrap_or("?")
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}

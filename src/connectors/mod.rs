@@ -225,3 +225,21 @@ pub trait Connector: Send {
     /// Writes a batch of changes; one result per request, in any order.
     fn export(&mut self, batch: &[ExportRequest]) -> Result<Vec<ExportResult>, ConnectorError>;
 }
+
+/// Builds a connector of the given type from its JSON settings; relative paths resolve against `base_dir`.
+pub fn build(
+    kind: &str,
+    settings: serde_json::Value,
+    base_dir: &std::path::Path,
+) -> Result<Box<dyn Connector>, ConnectorError> {
+    fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ConnectorError> {
+        serde_json::from_value(v).map_err(|e| ConnectorError::Config(e.to_string()))
+    }
+    match kind {
+        "ldif" => Ok(Box::new(ldif::LdifConnector::new(parse(settings)?, base_dir)?)),
+        "csv" => Ok(Box::new(csv::CsvConnector::new(parse(settings)?, base_dir)?)),
+        other => Err(ConnectorError::Config(format!(
+            "unknown connector type '{other}' (known: ldif, csv)"
+        ))),
+    }
+}

@@ -360,7 +360,9 @@ impl<'a> Parser<'a> {
                         && self.bytes[self.pos + 1].is_ascii_hexdigit()
                     {
                         let h = &self.input[self.pos..self.pos + 2];
-                        raw.push(u8::from_str_radix(h, 16).map_err(|_| self.err("bad hex escape"))?);
+                        raw.push(
+                            u8::from_str_radix(h, 16).map_err(|_| self.err("bad hex escape"))?,
+                        );
                         self.pos += 2;
                     } else if b" \"#+,;<=>\\".contains(&n) {
                         raw.push(n);
@@ -445,7 +447,10 @@ mod tests {
     fn rebase_moves_subtrees() {
         let dn = Dn::parse("cn=u,ou=old,dc=x").unwrap();
         let moved = dn
-            .rebase(&Dn::parse("ou=old,dc=x").unwrap(), &Dn::parse("ou=new,dc=x").unwrap())
+            .rebase(
+                &Dn::parse("ou=old,dc=x").unwrap(),
+                &Dn::parse("ou=new,dc=x").unwrap(),
+            )
             .unwrap();
         assert_eq!(moved.to_string(), "cn=u,ou=new,dc=x");
     }

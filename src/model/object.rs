@@ -61,7 +61,10 @@ impl Object {
 
     /// Adds one value to an attribute.
     pub fn add_value(&mut self, name: &str, value: Value) {
-        self.attributes.entry(name.to_string()).or_default().push(value);
+        self.attributes
+            .entry(name.to_string())
+            .or_default()
+            .push(value);
     }
 
     /// Finds the attribute name case-insensitively (directories treat names that way).
@@ -166,8 +169,16 @@ pub fn diff_values(name: &str, old: &[Value], new: &[Value]) -> Vec<AttributeCha
     if old_set == new_set {
         return Vec::new();
     }
-    let added: Vec<Value> = new.iter().filter(|v| !old_set.contains(v)).cloned().collect();
-    let removed: Vec<Value> = old.iter().filter(|v| !new_set.contains(v)).cloned().collect();
+    let added: Vec<Value> = new
+        .iter()
+        .filter(|v| !old_set.contains(v))
+        .cloned()
+        .collect();
+    let removed: Vec<Value> = old
+        .iter()
+        .filter(|v| !new_set.contains(v))
+        .cloned()
+        .collect();
     let mut out = Vec::new();
     if !removed.is_empty() {
         out.push(AttributeChange::Remove {

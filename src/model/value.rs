@@ -113,7 +113,9 @@ pub fn parse_datetime(text: &str) -> Result<DateTime<Utc>, String> {
             return Ok(n.and_utc());
         }
     }
-    Err(format!("'{text}' is not a date-time (RFC 3339 or GeneralizedTime)"))
+    Err(format!(
+        "'{text}' is not a date-time (RFC 3339 or GeneralizedTime)"
+    ))
 }
 
 impl fmt::Display for Value {
@@ -208,7 +210,10 @@ impl<'de> Deserialize<'de> for Value {
                     "ref" => Value::Ref(text),
                     "datetime" => Value::Dt(parse_datetime(&text).map_err(de::Error::custom)?),
                     other => {
-                        return Err(de::Error::unknown_field(other, &["base64", "ref", "datetime"]));
+                        return Err(de::Error::unknown_field(
+                            other,
+                            &["base64", "ref", "datetime"],
+                        ));
                     }
                 };
                 if m.next_key::<String>()?.is_some() {
@@ -243,8 +248,14 @@ mod tests {
     #[test]
     fn parse_as_reports_bad_input() {
         assert!(Value::parse_as("x1", AttrType::Integer).is_err());
-        assert_eq!(Value::parse_as(" 42 ", AttrType::Integer), Ok(Value::Int(42)));
-        assert_eq!(Value::parse_as("TRUE", AttrType::Boolean), Ok(Value::Bool(true)));
+        assert_eq!(
+            Value::parse_as(" 42 ", AttrType::Integer),
+            Ok(Value::Int(42))
+        );
+        assert_eq!(
+            Value::parse_as("TRUE", AttrType::Boolean),
+            Ok(Value::Bool(true))
+        );
         assert!(Value::parse_as("maybe", AttrType::Boolean).is_err());
     }
 }

@@ -1,0 +1,224 @@
+//! Export: write pending exports through the connector, after the safety guards.
+//!
+//! Results are recorded per object; a success leaves the written values as "unconfirmed"
+//! until the next import reads them back, a failure keeps the export pending for a retry.
+
+use super::{
+    Engine, EngineError, Result, RunOptions, StepCounters, build_connector, crash_point, history,
+};
+use crate::connectors::{ConnectorError, ExportOperation, ExportOutcome, ExportRequest};
+use crate::model::{AttributeChange, Attributes, Dn};
+use crate::store::{self, StoreError};
+use std::collections::HashMap;
+
+const EXPORT_BATCH: usize = 500;
+
+/// The state setting that records an admin's confirmation of deletes above the threshold.
+const CONFIRM_KEY: &str = "confirm_deletes";
+
+impl Engine {
+    /// Stops when the pending deletes of a connector exceed the configured threshold.
+    pub(super) fn check_deletion_threshold(
+        &self,
+        connector: &str,
+        opts: &RunOptions,
+    ) -> Result<()> {
+        if opts.confirm_deletes || store::setting(self.store.conn(), CONFIRM_KEY)?.is_some() {
+            return Ok(());
+        }
+        let cid = self.connector_id(connector)?;
+        let pending = store::pending_list(self.store.conn(), Some(cid))?;
+        let deletes = pending.iter().filter(|p| p.op == "delete").count() as u64;
+        if deletes == 0 {
+            return Ok(());
+        }
+        let total = store::cs_count(self.store.conn(), cid)?.max(0) as u64;
+        let s = &self.config.safety;
+        if s.deletion_threshold_count > 0 && deletes > s.deletion_threshold_count {
+            return Err(EngineError::DeletionThreshold {
+                connector: connector.into(),
+                deletes,
+                total,
+                threshold: format!("{} objects", s.deletion_threshold_count),
+            });
+        }
+        if s.deletion_threshold_percent > 0.0 && total > 0 {
+            let pct = deletes as f64 * 100.0 / total as f64;
+            if pct > s.deletion_threshold_percent {
+                return Err(EngineError::DeletionThreshold {
+                    connector: connector.into(),
+                    deletes,
+                    total,
+                    threshold: format!("{}%", s.deletion_threshold_percent),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Records an admin's confirmation: the next export may exceed the deletion threshold once.
+    pub fn confirm_deletes(&mut self) -> Result<()> {
+        store::set_setting(self.store.conn(), CONFIRM_KEY, Some(&store::now()))?;
+        Ok(())
+    }
+
+    pub(super) fn export(
+        &mut self,
+        connector: &str,
+        opts: &RunOptions,
+        counters: &mut StepCounters,
+    ) -> Result<()> {
+        if opts.dry_run || self.config.safety.staging_mode {
+            tracing::info!(connector, "staging mode / dry run: export skipped");
+            return Ok(());
+        }
+        self.check_deletion_threshold(connector, opts)?;
+        let cid = self.connector_id(connector)?;
+        let pending = store::pending_list(self.store.conn(), Some(cid))?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut conn = build_connector(&self.config, connector)?;
+        let total = pending.len() as u64;
+        let mut done = 0u64;
+        for chunk in pending.chunks(EXPORT_BATCH) {
+            self.check_cancel()?;
+            let mut requests = Vec::with_capacity(chunk.len());
+            let mut by_id = HashMap::new();
+            for p in chunk {
+                let Some(cs) = store::cs_get(self.store.conn(), p.cs_id)? else {
+                    store::pending_clear(self.store.conn(), p.cs_id)?;
+                    continue;
+                };
+                let changes: Vec<AttributeChange> = serde_json::from_value(p.changes.clone())
+                    .map_err(|e| StoreError::Corrupt(format!("pending export {}: {e}", p.cs_id)))?;
+                let operation = match p.op.as_str() {
+                    "add" => {
+                        let mut attributes = Attributes::new();
+                        for ch in &changes {
+                            ch.apply(&mut attributes);
+                        }
+                        ExportOperation::Add { attributes }
+                    }
+                    "delete" => ExportOperation::Delete,
+                    _ => ExportOperation::Update {
+                        changes: changes.clone(),
+                        new_dn: p.new_dn.as_deref().and_then(|d| Dn::parse(d).ok()),
+                    },
+                };
+                requests.push(ExportRequest {
+                    id: p.cs_id,
+                    object_type: cs.object_type.clone(),
+                    anchor: cs.anchor.clone(),
+                    dn: cs.dn.clone(),
+                    operation,
+                });
+                by_id.insert(p.cs_id, (p.clone(), cs, changes));
+            }
+            crash_point("export.before_write");
+            let results = match conn.export(&requests) {
+                Ok(r) => r,
+                Err(ConnectorError::Cancelled) => return Err(EngineError::Cancelled),
+                Err(e) => {
+                    return Err(EngineError::Connector {
+                        connector: connector.into(),
+                        source: e,
+                    });
+                }
+            };
+            crash_point("export.after_write");
+            let tx = self.store.transaction()?;
+            for r in results {
+                let Some((p, mut cs, changes)) = by_id.remove(&r.id) else {
+                    continue;
+                };
+                match r.outcome {
+                    ExportOutcome::Success { anchor } => match p.op.as_str() {
+                        "delete" => {
+                            store::cs_delete(&tx, cs.id)?;
+                            counters.export_deletes += 1;
+                        }
+                        "add" => {
+                            let mut attrs = Attributes::new();
+                            for ch in &changes {
+                                ch.apply(&mut attrs);
+                            }
+                            cs.anchor = anchor.or(cs.anchor);
+                            cs.placeholder = false;
+                            cs.unconfirmed = Some(attrs);
+                            store::cs_update(&tx, &cs)?;
+                            store::pending_clear(&tx, cs.id)?;
+                            counters.export_adds += 1;
+                        }
+                        _ => {
+                            let mut attrs = cs.effective_attributes().clone();
+                            for ch in &changes {
+                                ch.apply(&mut attrs);
+                            }
+                            cs.unconfirmed = Some(attrs);
+                            if let Some(n) = p.new_dn.as_deref().and_then(|d| Dn::parse(d).ok()) {
+                                let old = cs.dn.clone();
+                                cs.dn = n.clone();
+                                store::cs_update(&tx, &cs)?;
+                                follow_rename(&tx, cs.connector_id, &old, &n)?;
+                                counters.export_renames += 1;
+                            } else {
+                                store::cs_update(&tx, &cs)?;
+                            }
+                            store::pending_clear(&tx, cs.id)?;
+                            counters.export_updates += 1;
+                        }
+                    },
+                    ExportOutcome::Failed { kind, message } => {
+                        let msg = format!("{kind:?}: {message}");
+                        store::pending_fail(&tx, cs.id, &msg)?;
+                        counters.export_failures += 1;
+                        counters.errors.push(history::ObjectError {
+                            object: p.dn.clone(),
+                            stage: "export".into(),
+                            message: msg,
+                        });
+                    }
+                }
+                crash_point("export.result");
+            }
+            tx.commit().map_err(StoreError::from)?;
+            done += chunk.len() as u64;
+            self.report(connector, super::RunProfile::Export, done, Some(total));
+        }
+        store::set_setting(self.store.conn(), CONFIRM_KEY, None)?;
+        Ok(())
+    }
+}
+
+/// A directory moves an object's children and keeps references pointing at it when it is
+/// renamed; the connector space mirrors that until the next import confirms it.
+fn follow_rename(c: &rusqlite::Connection, connector_id: i64, old: &Dn, new: &Dn) -> Result<()> {
+    for mut d in store::cs_descendants(c, connector_id, old)? {
+        if let Some(n) = d.dn.rebase(old, new) {
+            d.dn = n;
+            store::cs_update(c, &d)?;
+        }
+    }
+    let old_norm = old.normalized();
+    for id in store::cs_referrers(c, connector_id, &old_norm)? {
+        if let Some(mut o) = store::cs_get(c, id)? {
+            let mut attrs = o.effective_attributes().clone();
+            for vals in attrs.values_mut() {
+                for v in vals.iter_mut() {
+                    if let crate::model::Value::Ref(r) = v {
+                        if Dn::parse(r)
+                            .map(|x| x.normalized() == old_norm)
+                            .unwrap_or(false)
+                        {
+                            *r = new.to_string();
+                        }
+                    }
+                }
+            }
+            o.unconfirmed = Some(attrs);
+            store::cs_update(c, &o)?;
+        }
+    }
+    Ok(())
+}

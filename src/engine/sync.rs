@@ -1,0 +1,981 @@
+//! Synchronization: connector space -> metaverse -> pending exports.
+//!
+//! Objects are processed in batches, one transaction each. Phase 1 links each pending
+//! connector-space object (delete, disconnect, join, project); phase 2 recomputes every affected
+//! metaverse object from all its contributors by precedence and then its outbound side
+//! (provision, join, deprovision, desired attributes -> pending export). Objects whose
+//! references could not resolve yet are queued again when the referenced object gets linked.
+
+use super::{Engine, Result, StepCounters, crash_point, history};
+use crate::config::{Deprovision, LinkType, MergeType};
+use crate::expr::FlowValue;
+use crate::model::{AttributeChange, Attributes, Dn, Value, diff_values};
+use crate::rules::{ObjectContext, Rule, ScopeContext, evaluate_scope};
+use crate::store::{self, CsObject, LinkKind, MvObject, PendingExport, Provenance};
+use rusqlite::Connection;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+const BATCH: usize = 1000;
+
+/// Scope context over a connector-space object.
+struct CsScope<'a> {
+    conn: &'a Connection,
+    obj: &'a CsObject,
+}
+
+impl ScopeContext for CsScope<'_> {
+    fn values(&self, attribute: &str) -> Vec<Value> {
+        if attribute == "dn" {
+            return vec![Value::Str(self.obj.dn.to_string())];
+        }
+        self.obj
+            .attributes
+            .get(attribute)
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn is_member_of(&self, group_dn: &str) -> bool {
+        let Ok(g) = Dn::parse(group_dn) else {
+            return false;
+        };
+        let Ok(Some(group)) = store::cs_by_dn(self.conn, self.obj.connector_id, &g) else {
+            return false;
+        };
+        let me = self.obj.dn.normalized();
+        group.attributes.values().flatten().any(|v| match v {
+            Value::Ref(d) => Dn::parse(d).map(|d| d.normalized() == me).unwrap_or(false),
+            _ => false,
+        })
+    }
+}
+
+/// Scope context over a metaverse object.
+struct MvScope<'a> {
+    conn: &'a Connection,
+    obj: &'a MvObject,
+}
+
+impl ScopeContext for MvScope<'_> {
+    fn values(&self, attribute: &str) -> Vec<Value> {
+        self.obj
+            .attributes
+            .get(attribute)
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn is_member_of(&self, group_dn: &str) -> bool {
+        // In the metaverse a group is named by any connector-space DN joined to it.
+        let Ok(g) = Dn::parse(group_dn) else {
+            return false;
+        };
+        let Ok(names) = store::connector_names(self.conn) else {
+            return false;
+        };
+        let me = self.obj.id.to_string();
+        names.keys().any(|cid| {
+            let Ok(Some((_, Some(group_mv)))) =
+                store::cs_link_by_dn(self.conn, *cid, &g.normalized())
+            else {
+                return false;
+            };
+            store::mv_get(self.conn, group_mv)
+                .ok()
+                .flatten()
+                .map(|gm| {
+                    gm.attributes
+                        .values()
+                        .flatten()
+                        .any(|v| matches!(v, Value::Ref(r) if *r == me))
+                })
+                .unwrap_or(false)
+        })
+    }
+}
+
+/// One contribution to a metaverse attribute.
+struct Contribution {
+    precedence: i64,
+    merge: MergeType,
+    value: FlowValue,
+    rule: String,
+    connector: String,
+}
+
+/// Work state of one sync run.
+struct SyncRun<'e> {
+    engine: &'e Engine,
+    names: BTreeMap<i64, String>,
+    ids: HashMap<String, i64>,
+    mv_join_attrs: Vec<String>,
+    counters: StepCounters,
+    errors: Vec<(String, String)>,
+}
+
+impl Engine {
+    pub(super) fn sync(
+        &mut self,
+        connector: &str,
+        full: bool,
+        counters: &mut StepCounters,
+    ) -> Result<()> {
+        let cid = self.connector_id(connector)?;
+        if full {
+            let tx = self.store.transaction()?;
+            store::cs_mark_all_pending(&tx, cid)?;
+            store::set_connector_counter(&tx, cid, store::ConnectorCounter::FullSyncRequired, 0)?;
+            tx.commit().map_err(store::StoreError::from)?;
+            crash_point("sync.marked");
+        }
+        let pending = store::cs_pending_ids(self.store.conn(), cid)?;
+        let total = pending.len() as u64;
+        let names = store::connector_names(self.store.conn())?;
+        let ids = names.iter().map(|(k, v)| (v.clone(), *k)).collect();
+        let mut processed = 0u64;
+        for chunk in pending.chunks(BATCH) {
+            self.check_cancel()?;
+            let mut run = SyncRun {
+                engine: self,
+                names: names.clone(),
+                ids: HashMap::clone(&ids),
+                mv_join_attrs: self.rules.mv_join_attributes(),
+                counters: StepCounters::default(),
+                errors: Vec::new(),
+            };
+            // The transaction borrows the store mutably; the run only needs the rules and config.
+            let conn = self.store.conn();
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let res = run.batch(conn, chunk);
+            match res {
+                Ok(()) => {
+                    crash_point("sync.before_commit");
+                    conn.execute_batch("COMMIT")?;
+                    crash_point("sync.after_commit");
+                }
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
+            }
+            counters.add(&run.counters);
+            for (obj, msg) in run.errors {
+                counters.errors.push(history::ObjectError {
+                    object: obj,
+                    stage: "sync".into(),
+                    message: msg,
+                });
+            }
+            processed += chunk.len() as u64;
+            self.report(
+                connector,
+                super::RunProfile::DeltaSync,
+                processed,
+                Some(total),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl SyncRun<'_> {
+    fn batch(&mut self, c: &Connection, chunk: &[i64]) -> Result<()> {
+        let mut affected: BTreeSet<i64> = BTreeSet::new();
+        for id in chunk {
+            if let Some(o) = store::cs_get(c, *id)? {
+                self.link_phase(c, o, &mut affected)?;
+            }
+        }
+        let mut queue: VecDeque<i64> = affected.iter().copied().collect();
+        let mut done: BTreeSet<i64> = BTreeSet::new();
+        while let Some(m) = queue.pop_front() {
+            if !done.insert(m) {
+                continue;
+            }
+            // Objects returned here reference something that just became resolvable (a new
+            // target object): evaluate them again even when done already. Each object is
+            // provisioned once, so this terminates.
+            for extra in self.mv_phase(c, m)? {
+                done.remove(&extra);
+                queue.push_back(extra);
+            }
+        }
+        for id in chunk {
+            store::cs_set_sync_pending(c, *id, false)?;
+        }
+        Ok(())
+    }
+
+    fn connector_name(&self, id: i64) -> String {
+        self.names.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn in_scope_inbound<'r>(&'r self, c: &Connection, o: &CsObject) -> Vec<&'r Rule> {
+        let name = self.connector_name(o.connector_id);
+        let scope = CsScope { conn: c, obj: o };
+        let rules: &'r crate::rules::RuleSet = &self.engine.rules;
+        rules
+            .inbound_owned(&name, &o.object_type)
+            .filter(|r| evaluate_scope(&r.scope, &scope).in_scope)
+            .collect()
+    }
+
+    /// Phase 1: deletes, disconnects, joins and projections.
+    fn link_phase(
+        &mut self,
+        c: &Connection,
+        mut o: CsObject,
+        affected: &mut BTreeSet<i64>,
+    ) -> Result<()> {
+        if o.deleted {
+            if let Some(mv) = o.mv_id {
+                affected.insert(mv);
+                self.counters.disconnects += 1;
+            }
+            store::cs_delete(c, o.id)?;
+            self.counters.deletes += 1;
+            return Ok(());
+        }
+        if o.placeholder {
+            return Ok(());
+        }
+        let rules = self.in_scope_inbound(c, &o);
+        if let Some(mv) = o.mv_id {
+            // Objects provisioned by outbound rules stay linked; others need an in-scope inbound rule.
+            let keep = o.link == Some(LinkKind::Provisioned) || !rules.is_empty();
+            if !keep {
+                o.mv_id = None;
+                o.link = None;
+                o.link_rule = None;
+                store::cs_update(c, &o)?;
+                self.counters.disconnects += 1;
+            }
+            affected.insert(mv);
+            return Ok(());
+        }
+        // Not linked: join, then project.
+        if let Some(jr) = rules.iter().find(|r| !r.join.is_empty()) {
+            if let Some(mv) = self.find_inbound_join(c, &o, jr)? {
+                o.mv_id = Some(mv);
+                o.link = Some(if jr.link_type == LinkType::StickyJoin {
+                    LinkKind::Sticky
+                } else {
+                    LinkKind::Joined
+                });
+                o.link_rule = Some(jr.name.clone());
+                store::cs_update(c, &o)?;
+                self.counters.joins += 1;
+                affected.insert(mv);
+                self.queue_cs_referrers(c, &o, affected)?;
+                return Ok(());
+            }
+        }
+        if let Some(pr) = rules.iter().find(|r| r.link_type == LinkType::Provision) {
+            let has_join_value = pr.join.is_empty()
+                || pr.join.iter().flat_map(|g| g.clauses.iter()).any(|cl| {
+                    !o.attributes
+                        .get(&cl.source)
+                        .map(Vec::is_empty)
+                        .unwrap_or(true)
+                });
+            if has_join_value {
+                let mv = store::mv_insert(c, &pr.target_type)?;
+                o.mv_id = Some(mv);
+                o.link = Some(LinkKind::Projected);
+                o.link_rule = Some(pr.name.clone());
+                store::cs_update(c, &o)?;
+                self.counters.projections += 1;
+                affected.insert(mv);
+                self.queue_cs_referrers(c, &o, affected)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Objects of the same connector space that reference a newly linked object get re-evaluated.
+    fn queue_cs_referrers(
+        &self,
+        c: &Connection,
+        o: &CsObject,
+        affected: &mut BTreeSet<i64>,
+    ) -> Result<()> {
+        for rid in store::cs_referrers(c, o.connector_id, &o.dn.normalized())? {
+            if let Some(r) = store::cs_get(c, rid)? {
+                if let Some(mv) = r.mv_id {
+                    affected.insert(mv);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn find_inbound_join(&self, c: &Connection, o: &CsObject, rule: &Rule) -> Result<Option<i64>> {
+        for group in &rule.join {
+            let mut candidates: Option<BTreeSet<i64>> = None;
+            for cl in &group.clauses {
+                let vals = o.attributes.get(&cl.source).cloned().unwrap_or_default();
+                if vals.is_empty() {
+                    candidates = Some(BTreeSet::new());
+                    break;
+                }
+                let mut found = BTreeSet::new();
+                for v in &vals {
+                    let text = v.to_text();
+                    for m in store::mv_find(c, &cl.target, &text)? {
+                        if cl.case_sensitive {
+                            let ok = store::mv_get(c, m)?
+                                .map(|mo| {
+                                    mo.attributes
+                                        .get(&cl.target)
+                                        .map(|vs| vs.iter().any(|x| x.to_text() == text))
+                                        .unwrap_or(false)
+                                })
+                                .unwrap_or(false);
+                            if !ok {
+                                continue;
+                            }
+                        }
+                        found.insert(m);
+                    }
+                }
+                candidates = Some(match candidates {
+                    None => found,
+                    Some(prev) => prev.intersection(&found).copied().collect(),
+                });
+            }
+            let mut cands: Vec<i64> = candidates.unwrap_or_default().into_iter().collect();
+            // Same type, and not already joined to another object of this connector.
+            cands.retain(|m| {
+                let Ok(Some(mo)) = store::mv_get(c, *m) else {
+                    return false;
+                };
+                if mo.object_type != rule.target_type {
+                    return false;
+                }
+                store::cs_by_mv(c, *m)
+                    .map(|l| !l.iter().any(|x| x.connector_id == o.connector_id))
+                    .unwrap_or(false)
+            });
+            if cands.len() == 1 {
+                return Ok(cands.first().copied());
+            }
+        }
+        Ok(None)
+    }
+
+    /// Phase 2: recompute a metaverse object and its outbound side.
+    /// Returns further metaverse objects to process (referrers that can now resolve).
+    fn mv_phase(&mut self, c: &Connection, m: i64) -> Result<Vec<i64>> {
+        let Some(mut mv) = store::mv_get(c, m)? else {
+            return Ok(Vec::new());
+        };
+        let linked = store::cs_by_mv(c, m)?;
+        let mut more = Vec::new();
+        if !linked
+            .iter()
+            .any(|l| l.link.map(LinkKind::keeps_alive).unwrap_or(false))
+        {
+            // No projecting or sticky contributor remains: the identity is gone.
+            for mut l in linked {
+                if l.link == Some(LinkKind::Provisioned) {
+                    let rule = l.link_rule.clone().unwrap_or_default();
+                    let action = self
+                        .engine
+                        .rules
+                        .get(&rule)
+                        .map(|r| r.deprovision)
+                        .unwrap_or(Deprovision::Delete);
+                    self.deprovision(c, &mut l, action, true)?;
+                } else {
+                    l.mv_id = None;
+                    l.link = None;
+                    l.link_rule = None;
+                    store::cs_update(c, &l)?;
+                }
+            }
+            more.extend(store::mv_referrers(c, m)?);
+            store::mv_delete(c, m)?;
+            self.counters.mv_deletes += 1;
+            return Ok(more);
+        }
+        // Inbound: recompute every attribute from all contributors.
+        let params = &self.engine.config.parameters;
+        let mut contributions: BTreeMap<String, Vec<Contribution>> = BTreeMap::new();
+        let mut flow_targets: BTreeSet<String> = BTreeSet::new();
+        let mut apply_once: BTreeSet<String> = BTreeSet::new();
+        for l in &linked {
+            if l.placeholder {
+                continue;
+            }
+            let cname = self.connector_name(l.connector_id);
+            for rule in self.in_scope_inbound(c, l) {
+                if rule.target_type != mv.object_type {
+                    continue;
+                }
+                let ctx = ObjectContext::with_dn(&l.attributes, &l.dn, params);
+                for f in &rule.flows {
+                    flow_targets.insert(f.target.clone());
+                    if f.apply_once {
+                        apply_once.insert(f.target.clone());
+                        if mv.attributes.contains_key(&f.target) {
+                            continue;
+                        }
+                    }
+                    let value = match f.evaluate(&ctx) {
+                        Ok(v) => self.resolve_inbound_refs(c, l.connector_id, v)?,
+                        Err(e) => {
+                            self.errors.push((
+                                l.dn.to_string(),
+                                format!("rule '{}', flow to '{}': {}", rule.name, f.target, e),
+                            ));
+                            self.counters.sync_errors += 1;
+                            return Ok(more);
+                        }
+                    };
+                    contributions
+                        .entry(f.target.clone())
+                        .or_default()
+                        .push(Contribution {
+                            precedence: rule.precedence,
+                            merge: f.merge,
+                            value,
+                            rule: rule.name.clone(),
+                            connector: cname.clone(),
+                        });
+                }
+            }
+        }
+        let mut new_attrs = Attributes::new();
+        let mut new_prov = BTreeMap::new();
+        let now = store::now();
+        for target in &flow_targets {
+            let mut list = contributions.remove(target).unwrap_or_default();
+            list.sort_by_key(|x| x.precedence);
+            let existing = mv.attributes.get(target);
+            let (values, winner) = resolve(&list, existing);
+            let values = match values {
+                Resolved::Keep => existing.cloned().unwrap_or_default(),
+                Resolved::Set(v) => v,
+            };
+            let values = if apply_once.contains(target) && existing.is_some() && list.is_empty() {
+                existing.cloned().unwrap_or_default()
+            } else {
+                values
+            };
+            if !values.is_empty() {
+                let changed = existing != Some(&values);
+                let prov = match (winner, mv.provenance.get(target)) {
+                    (Some(w), Some(old)) if !changed && old.rule == w.0 => old.clone(),
+                    (Some(w), _) => Provenance {
+                        rule: w.0,
+                        connector: w.1,
+                        modified: now.clone(),
+                    },
+                    (None, Some(old)) => old.clone(),
+                    (None, None) => Provenance {
+                        rule: String::new(),
+                        connector: String::new(),
+                        modified: now.clone(),
+                    },
+                };
+                new_prov.insert(target.clone(), prov);
+                new_attrs.insert(target.clone(), values);
+            }
+        }
+        if new_attrs != mv.attributes {
+            let was_new = mv.attributes.is_empty();
+            mv.attributes = new_attrs;
+            mv.provenance = new_prov;
+            store::mv_update(c, &mv, &self.mv_join_attrs)?;
+            if was_new {
+                self.counters.mv_adds += 1;
+            } else {
+                self.counters.mv_updates += 1;
+            }
+        } else if new_prov != mv.provenance {
+            mv.provenance = new_prov;
+            store::mv_update(c, &mv, &self.mv_join_attrs)?;
+        }
+        more.extend(self.outbound(c, &mv)?);
+        Ok(more)
+    }
+
+    /// CS reference values (DNs) become metaverse references (ids); unresolved ones are dropped.
+    fn resolve_inbound_refs(
+        &self,
+        c: &Connection,
+        connector_id: i64,
+        v: FlowValue,
+    ) -> Result<FlowValue> {
+        let FlowValue::Values(vals) = v else {
+            return Ok(v);
+        };
+        let mut out = Vec::with_capacity(vals.len());
+        for val in vals {
+            match val {
+                Value::Ref(dn) => {
+                    let Ok(d) = Dn::parse(&dn) else { continue };
+                    if let Some((_, Some(mv))) =
+                        store::cs_link_by_dn(c, connector_id, &d.normalized())?
+                    {
+                        out.push(Value::Ref(mv.to_string()));
+                    }
+                }
+                other => out.push(other),
+            }
+        }
+        Ok(FlowValue::Values(out))
+    }
+
+    fn deprovision(
+        &mut self,
+        c: &Connection,
+        l: &mut CsObject,
+        action: Deprovision,
+        unlink: bool,
+    ) -> Result<()> {
+        match action {
+            Deprovision::Disconnect => {
+                l.mv_id = None;
+                l.link = None;
+                l.link_rule = None;
+                store::cs_update(c, l)?;
+                store::pending_clear(c, l.id)?;
+                self.counters.disconnects += 1;
+            }
+            Deprovision::Delete => {
+                if l.placeholder {
+                    // Never created in the target: nothing to delete there.
+                    store::cs_delete(c, l.id)?;
+                } else {
+                    store::pending_put(
+                        c,
+                        &PendingExport {
+                            cs_id: l.id,
+                            connector_id: l.connector_id,
+                            op: "delete".into(),
+                            dn: l.dn.to_string(),
+                            new_dn: None,
+                            changes: serde_json::Value::Array(Vec::new()),
+                            attempts: 0,
+                            last_error: None,
+                        },
+                    )?;
+                    if unlink {
+                        l.mv_id = None;
+                        l.link = None;
+                        store::cs_update(c, l)?;
+                    }
+                }
+                self.counters.deprovisions += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Outbound: for every target connector, provision/join/deprovision and compute the pending export.
+    fn outbound(&mut self, c: &Connection, mv: &MvObject) -> Result<Vec<i64>> {
+        let mut more = Vec::new();
+        let params = &self.engine.config.parameters;
+        let scope = MvScope { conn: c, obj: mv };
+        let mut by_connector: BTreeMap<String, Vec<&Rule>> = BTreeMap::new();
+        let mut all_targets: BTreeSet<String> = BTreeSet::new();
+        for r in self.engine.rules.outbound(&mv.object_type) {
+            all_targets.insert(r.connector.clone());
+            if evaluate_scope(&r.scope, &scope).in_scope {
+                by_connector.entry(r.connector.clone()).or_default().push(r);
+            }
+        }
+        let linked = store::cs_by_mv(c, mv.id)?;
+        for target in &all_targets {
+            let Some(&tid) = self.ids.get(target) else {
+                continue;
+            };
+            let existing = linked.iter().find(|l| l.connector_id == tid).cloned();
+            let rules = by_connector.get(target).cloned().unwrap_or_default();
+            if rules.is_empty() {
+                if let Some(mut l) = existing {
+                    if l.link == Some(LinkKind::Provisioned) {
+                        let action = l
+                            .link_rule
+                            .as_deref()
+                            .and_then(|n| self.engine.rules.get(n))
+                            .map(|r| r.deprovision)
+                            .unwrap_or(Deprovision::Delete);
+                        self.deprovision(c, &mut l, action, false)?;
+                    }
+                }
+                continue;
+            }
+            let mut cs = match existing {
+                Some(l) => l,
+                None => match self.outbound_join(c, tid, mv, &rules)? {
+                    Some(l) => l,
+                    None => {
+                        let Some(pr) = rules.iter().find(|r| r.link_type == LinkType::Provision)
+                        else {
+                            continue;
+                        };
+                        let desired = self.desired(c, tid, mv, &rules, params)?;
+                        let Some(dn) = desired.dn.clone() else {
+                            self.errors.push((
+                                format!("mv:{}", mv.id),
+                                format!(
+                                    "rule '{}' provisions to '{}' but no flow sets 'dn'",
+                                    pr.name, target
+                                ),
+                            ));
+                            self.counters.sync_errors += 1;
+                            continue;
+                        };
+                        if let Some(clash) = store::cs_by_dn(c, tid, &dn)? {
+                            if clash.mv_id.is_some() {
+                                self.errors.push((
+                                    dn.to_string(),
+                                    format!("cannot provision: '{dn}' already exists in '{target}' and is linked to another identity"),
+                                ));
+                                self.counters.sync_errors += 1;
+                                continue;
+                            }
+                        }
+                        let o = CsObject {
+                            id: 0,
+                            connector_id: tid,
+                            anchor: None,
+                            dn,
+                            object_type: pr.target_type.clone(),
+                            attributes: Attributes::new(),
+                            unconfirmed: None,
+                            placeholder: true,
+                            mv_id: Some(mv.id),
+                            link: Some(LinkKind::Provisioned),
+                            link_rule: Some(pr.name.clone()),
+                            deleted: false,
+                            sync_pending: false,
+                        };
+                        let id = store::cs_insert(c, &o, 0)?;
+                        self.counters.provisions += 1;
+                        more.extend(store::mv_referrers(c, mv.id)?);
+                        CsObject { id, ..o }
+                    }
+                },
+            };
+            let desired = self.desired(c, tid, mv, &rules, params)?;
+            self.write_pending(c, &mut cs, &desired)?;
+        }
+        Ok(more)
+    }
+
+    fn outbound_join(
+        &mut self,
+        c: &Connection,
+        tid: i64,
+        mv: &MvObject,
+        rules: &[&Rule],
+    ) -> Result<Option<CsObject>> {
+        let Some(jr) = rules.iter().find(|r| !r.join.is_empty()) else {
+            return Ok(None);
+        };
+        for group in &jr.join {
+            let mut cands: Option<Vec<CsObject>> = None;
+            for cl in &group.clauses {
+                let vals = mv.attributes.get(&cl.source).cloned().unwrap_or_default();
+                let texts: Vec<String> = vals.iter().map(Value::to_text).collect();
+                let found: Vec<CsObject> = store::cs_all(c, tid)?
+                    .into_iter()
+                    .filter(|o| o.mv_id.is_none() && !o.placeholder && !o.deleted)
+                    .filter(|o| {
+                        o.attributes
+                            .get(&cl.target)
+                            .map(|vs| {
+                                vs.iter().any(|v| {
+                                    let t = v.to_text();
+                                    texts.iter().any(|x| {
+                                        if cl.case_sensitive {
+                                            *x == t
+                                        } else {
+                                            x.eq_ignore_ascii_case(&t)
+                                        }
+                                    })
+                                })
+                            })
+                            .unwrap_or(false)
+                    })
+                    .collect();
+                cands = Some(match cands {
+                    None => found,
+                    Some(prev) => prev
+                        .into_iter()
+                        .filter(|p| found.iter().any(|f| f.id == p.id))
+                        .collect(),
+                });
+            }
+            let cands = cands.unwrap_or_default();
+            if cands.len() == 1 {
+                if let Some(mut o) = cands.into_iter().next() {
+                    o.mv_id = Some(mv.id);
+                    o.link = Some(if jr.link_type == LinkType::Provision {
+                        LinkKind::Provisioned
+                    } else {
+                        LinkKind::Joined
+                    });
+                    o.link_rule = Some(jr.name.clone());
+                    store::cs_update(c, &o)?;
+                    self.counters.joins += 1;
+                    return Ok(Some(o));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Desired target state of an MV object in one target connector.
+    fn desired(
+        &mut self,
+        c: &Connection,
+        tid: i64,
+        mv: &MvObject,
+        rules: &[&Rule],
+        params: &BTreeMap<String, String>,
+    ) -> Result<Desired> {
+        let ctx = ObjectContext::attributes(&mv.attributes, params);
+        let mut per_attr: BTreeMap<String, Vec<(MergeType, bool, FlowValue)>> = BTreeMap::new();
+        for r in rules {
+            for f in &r.flows {
+                match f.evaluate(&ctx) {
+                    Ok(v) => {
+                        let v = self.resolve_outbound_refs(c, tid, v)?;
+                        per_attr.entry(f.target.clone()).or_default().push((
+                            f.merge,
+                            f.apply_once,
+                            v,
+                        ));
+                    }
+                    Err(e) => {
+                        self.errors.push((
+                            format!("mv:{}", mv.id),
+                            format!("rule '{}', flow to '{}': {}", r.name, f.target, e),
+                        ));
+                        self.counters.sync_errors += 1;
+                        per_attr.entry(f.target.clone()).or_default().push((
+                            f.merge,
+                            f.apply_once,
+                            FlowValue::IgnoreThisFlow,
+                        ));
+                    }
+                }
+            }
+        }
+        let mut out = Desired::default();
+        for (attr, list) in per_attr {
+            let contribs: Vec<Contribution> = list
+                .iter()
+                .map(|(m, _, v)| Contribution {
+                    precedence: 0,
+                    merge: *m,
+                    value: v.clone(),
+                    rule: String::new(),
+                    connector: String::new(),
+                })
+                .collect();
+            let once = list.iter().any(|(_, a, _)| *a);
+            let (resolved, _) = resolve(&contribs, None);
+            let value = match resolved {
+                Resolved::Keep => None,
+                Resolved::Set(v) => Some(v),
+            };
+            if attr == "dn" {
+                if let Some(v) = value.and_then(|v| v.into_iter().next()) {
+                    match Dn::parse(&v.to_text()) {
+                        Ok(d) => out.dn = Some(d),
+                        Err(e) => {
+                            self.errors.push((
+                                format!("mv:{}", mv.id),
+                                format!("flow to 'dn' gave an invalid DN: {e}"),
+                            ));
+                            self.counters.sync_errors += 1;
+                        }
+                    }
+                }
+                continue;
+            }
+            out.attrs.insert(attr, (value, once));
+        }
+        Ok(out)
+    }
+
+    /// MV references (ids) become the DNs of the referenced objects in the target connector.
+    fn resolve_outbound_refs(&self, c: &Connection, tid: i64, v: FlowValue) -> Result<FlowValue> {
+        let FlowValue::Values(vals) = v else {
+            return Ok(v);
+        };
+        let mut out = Vec::with_capacity(vals.len());
+        for val in vals {
+            match val {
+                Value::Ref(id) => {
+                    let Ok(mid) = id.parse::<i64>() else { continue };
+                    if let Some(t) = store::cs_by_mv(c, mid)?
+                        .into_iter()
+                        .find(|x| x.connector_id == tid)
+                    {
+                        out.push(Value::Ref(t.dn.to_string()));
+                    }
+                }
+                other => out.push(other),
+            }
+        }
+        Ok(FlowValue::Values(out))
+    }
+
+    fn write_pending(
+        &mut self,
+        c: &Connection,
+        cs: &mut CsObject,
+        desired: &Desired,
+    ) -> Result<()> {
+        let eff = cs.effective_attributes().clone();
+        let mut changes: Vec<AttributeChange> = Vec::new();
+        for (attr, (value, once)) in &desired.attrs {
+            let Some(new) = value else { continue };
+            let old = eff.get(attr).map(Vec::as_slice).unwrap_or(&[]);
+            if *once && !old.is_empty() {
+                continue;
+            }
+            changes.extend(diff_values(attr, old, new));
+        }
+        if cs.placeholder {
+            if let Some(dn) = &desired.dn {
+                if *dn != cs.dn || dn.to_string() != cs.dn.to_string() {
+                    cs.dn = dn.clone();
+                    store::cs_update(c, cs)?;
+                }
+            }
+            let attrs: Vec<AttributeChange> = desired
+                .attrs
+                .iter()
+                .filter_map(|(a, (v, _))| {
+                    v.as_ref()
+                        .filter(|v| !v.is_empty())
+                        .map(|v| AttributeChange::Replace {
+                            name: a.clone(),
+                            values: v.clone(),
+                        })
+                })
+                .collect();
+            store::pending_put(
+                c,
+                &PendingExport {
+                    cs_id: cs.id,
+                    connector_id: cs.connector_id,
+                    op: "add".into(),
+                    dn: cs.dn.to_string(),
+                    new_dn: None,
+                    changes: serde_json::to_value(&attrs).unwrap_or_default(),
+                    attempts: 0,
+                    last_error: None,
+                },
+            )?;
+            return Ok(());
+        }
+        let new_dn = desired
+            .dn
+            .as_ref()
+            .filter(|d| **d != cs.dn || d.to_string() != cs.dn.to_string())
+            .map(|d| d.to_string());
+        if changes.is_empty() && new_dn.is_none() {
+            store::pending_clear(c, cs.id)?;
+            return Ok(());
+        }
+        store::pending_put(
+            c,
+            &PendingExport {
+                cs_id: cs.id,
+                connector_id: cs.connector_id,
+                op: "update".into(),
+                dn: cs.dn.to_string(),
+                new_dn,
+                changes: serde_json::to_value(&changes).unwrap_or_default(),
+                attempts: 0,
+                last_error: None,
+            },
+        )?;
+        Ok(())
+    }
+}
+
+/// Desired target values: attribute -> (values or None to leave alone, apply-once).
+#[derive(Default)]
+struct Desired {
+    dn: Option<Dn>,
+    attrs: BTreeMap<String, (Option<Vec<Value>>, bool)>,
+}
+
+enum Resolved {
+    Keep,
+    Set(Vec<Value>),
+}
+
+/// Resolves contributions (already in precedence order) into a value.
+/// Returns the winning (rule, connector) for provenance.
+fn resolve(
+    list: &[Contribution],
+    _existing: Option<&Vec<Value>>,
+) -> (Resolved, Option<(String, String)>) {
+    let merge = list.first().map(|c| c.merge).unwrap_or_default();
+    let mut ignored = false;
+    match merge {
+        MergeType::Update => {
+            for c in list {
+                match &c.value {
+                    FlowValue::Values(v) if !v.is_empty() => {
+                        return (
+                            Resolved::Set(v.clone()),
+                            Some((c.rule.clone(), c.connector.clone())),
+                        );
+                    }
+                    FlowValue::Values(_) => {}
+                    FlowValue::AuthoritativeNull => {
+                        return (
+                            Resolved::Set(Vec::new()),
+                            Some((c.rule.clone(), c.connector.clone())),
+                        );
+                    }
+                    FlowValue::IgnoreThisFlow => ignored = true,
+                }
+            }
+        }
+        MergeType::Merge | MergeType::MergeCaseInsensitive => {
+            let mut out: Vec<Value> = Vec::new();
+            let mut winner = None;
+            for c in list {
+                match &c.value {
+                    FlowValue::Values(v) => {
+                        for x in v {
+                            let dup = out.iter().any(|y| {
+                                if merge == MergeType::MergeCaseInsensitive {
+                                    y.to_text().eq_ignore_ascii_case(&x.to_text())
+                                } else {
+                                    y == x
+                                }
+                            });
+                            if !dup {
+                                out.push(x.clone());
+                            }
+                        }
+                        if winner.is_none() && !v.is_empty() {
+                            winner = Some((c.rule.clone(), c.connector.clone()));
+                        }
+                    }
+                    FlowValue::AuthoritativeNull => break,
+                    FlowValue::IgnoreThisFlow => ignored = true,
+                }
+            }
+            if !out.is_empty() || !ignored {
+                return (Resolved::Set(out), winner);
+            }
+        }
+    }
+    if ignored {
+        (Resolved::Keep, None)
+    } else {
+        (Resolved::Set(Vec::new()), None)
+    }
+}
