@@ -1,1 +1,0 @@
-//! LDIF connector (RFC 2849). Placeholder until implemented.

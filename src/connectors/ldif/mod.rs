@@ -1,0 +1,810 @@
+//! LDIF connector (RFC 2849).
+//!
+//! The directory is one LDIF file of content records ([`LdifSettings::path`]): a full import
+//! reads it, an export applies a batch of changes to it and rewrites it atomically as the new
+//! target state. Delta imports read a folder of change-record files
+//! ([`LdifSettings::changes_dir`]) in lexical file-name order; the watermark is the name of the
+//! last file applied.
+//!
+//! Attribute names compare case-insensitively (as in LDAP); values are typed by
+//! [`LdifSettings::attribute_types`] over built-in defaults (`member`, `manager` ... are
+//! references, `userAccountControl`, `uidNumber` ... integers, `objectGUID`, `jpegPhoto` ...
+//! binary, everything else strings).
+
+mod delta;
+mod export;
+mod parse;
+mod write;
+
+use crate::connectors::{
+    Capabilities, Connector, ConnectorError, ConnectorSpaceView, ExportRequest, ExportResult,
+    ImportChange, ImportSink, Watermark,
+};
+use crate::model::{AttrType, AttributeDef, Attributes, Dn, Object, Schema, Value};
+use parse::{AttrValue, LdifReader, RawValue, RecordBody, input_error};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Settings of an LDIF connector (the `settings` table of a connector of type `ldif`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdifSettings {
+    /// The directory file (content records). A full import reads it; an export rewrites it
+    /// as the target state. A missing file is an empty directory. Relative to the base
+    /// directory given to [`LdifConnector::new`].
+    pub path: PathBuf,
+    /// A folder of change-record files (`*.ldif`) applied in lexical file-name order by a
+    /// delta import. Without it the connector has no delta import.
+    #[serde(default)]
+    pub changes_dir: Option<PathBuf>,
+    /// The attribute holding the immutable anchor (default `entryUUID`). Binary anchors are
+    /// rendered as base64.
+    #[serde(default = "default_anchor_attribute")]
+    pub anchor_attribute: String,
+    /// Attribute types overriding the built-in defaults (name, case-insensitive -> type).
+    #[serde(default)]
+    pub attribute_types: BTreeMap<String, AttrType>,
+    /// objectClass value (case-insensitive) -> object type, overriding the built-in mapping.
+    #[serde(default)]
+    pub object_types: BTreeMap<String, String>,
+}
+
+fn default_anchor_attribute() -> String {
+    "entryUUID".to_string()
+}
+
+impl LdifSettings {
+    /// Settings for the file at `path` with every other setting at its default.
+    pub fn new(path: impl Into<PathBuf>) -> LdifSettings {
+        LdifSettings {
+            path: path.into(),
+            changes_dir: None,
+            anchor_attribute: default_anchor_attribute(),
+            attribute_types: BTreeMap::new(),
+            object_types: BTreeMap::new(),
+        }
+    }
+}
+
+/// Built-in attribute types (lower-case names); everything else is a string.
+const DEFAULT_TYPES: &[(&str, AttrType)] = &[
+    ("member", AttrType::Reference),
+    ("manager", AttrType::Reference),
+    ("owner", AttrType::Reference),
+    ("seealso", AttrType::Reference),
+    ("memberof", AttrType::Reference),
+    ("directreports", AttrType::Reference),
+    ("secretary", AttrType::Reference),
+    ("useraccountcontrol", AttrType::Integer),
+    ("grouptype", AttrType::Integer),
+    ("uidnumber", AttrType::Integer),
+    ("gidnumber", AttrType::Integer),
+    ("pwdlastset", AttrType::Integer),
+    ("accountexpires", AttrType::Integer),
+    ("objectguid", AttrType::Binary),
+    ("objectsid", AttrType::Binary),
+    ("ms-ds-consistencyguid", AttrType::Binary),
+    ("jpegphoto", AttrType::Binary),
+    ("thumbnailphoto", AttrType::Binary),
+    ("usercertificate", AttrType::Binary),
+];
+
+/// Built-in objectClass -> object type mapping, in priority order (an AD computer is also a
+/// user, an AD contact also a person).
+const DEFAULT_OBJECT_TYPES: &[(&[&str], &str)] = &[
+    (&["group", "groupofnames", "groupofuniquenames"], "group"),
+    (&["contact"], "contact"),
+    (&["computer"], "computer"),
+    (&["organizationalunit"], "organizationalUnit"),
+    (&["container", "domain", "dcobject"], "container"),
+    (
+        &["user", "inetorgperson", "person", "organizationalperson"],
+        "user",
+    ),
+];
+
+/// How names and values of this connector are typed.
+#[derive(Debug, Clone)]
+pub(crate) struct Typing {
+    anchor_attribute: String,
+    attribute_types: HashMap<String, AttrType>,
+    object_types: HashMap<String, String>,
+    /// Object type -> objectClass written when an added object has none.
+    object_classes: HashMap<String, String>,
+}
+
+impl Typing {
+    fn new(settings: &LdifSettings) -> Typing {
+        let mut attribute_types: HashMap<String, AttrType> = DEFAULT_TYPES
+            .iter()
+            .map(|(n, t)| (n.to_string(), *t))
+            .collect();
+        for (n, t) in &settings.attribute_types {
+            attribute_types.insert(n.to_ascii_lowercase(), *t);
+        }
+        let object_types: HashMap<String, String> = settings
+            .object_types
+            .iter()
+            .map(|(c, t)| (c.to_ascii_lowercase(), t.clone()))
+            .collect();
+        let mut object_classes: HashMap<String, String> = [
+            ("group", "groupOfNames"),
+            ("contact", "contact"),
+            ("computer", "computer"),
+            ("organizationalUnit", "organizationalUnit"),
+            ("container", "container"),
+            ("user", "inetOrgPerson"),
+        ]
+        .iter()
+        .map(|(t, c)| (t.to_string(), c.to_string()))
+        .collect();
+        for (class, ty) in settings.object_types.iter().rev() {
+            object_classes.insert(ty.clone(), class.clone());
+        }
+        Typing {
+            anchor_attribute: settings.anchor_attribute.clone(),
+            attribute_types,
+            object_types,
+            object_classes,
+        }
+    }
+
+    /// The type of an attribute (options such as `;lang-en` ignored).
+    pub(crate) fn attr_type(&self, name: &str) -> AttrType {
+        let base = name.split(';').next().unwrap_or(name);
+        self.attribute_types
+            .get(&base.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(AttrType::String)
+    }
+
+    /// Splits an attribute description into the stored attribute name (without the
+    /// `;binary` option), its type and whether `;binary` was given.
+    fn describe(&self, desc: &str) -> (String, AttrType, bool) {
+        let mut parts = desc.split(';');
+        let base = parts.next().unwrap_or(desc);
+        let mut binary = false;
+        let mut name = base.to_string();
+        for opt in parts {
+            if opt.eq_ignore_ascii_case("binary") {
+                binary = true;
+            } else {
+                name.push(';');
+                name.push_str(opt);
+            }
+        }
+        let ty = if binary {
+            AttrType::Binary
+        } else {
+            self.attr_type(base)
+        };
+        (name, ty, binary)
+    }
+
+    /// Converts one raw value to a typed value: binary types keep the bytes; base64 values
+    /// that are not UTF-8 become binary for string attributes.
+    fn convert(raw: &RawValue, ty: AttrType) -> Result<Value, String> {
+        if ty == AttrType::Binary {
+            return Ok(Value::Bin(raw.bytes().to_vec()));
+        }
+        match raw {
+            RawValue::Text(t) => Value::parse_as(t, ty),
+            RawValue::Bytes(b) => match std::str::from_utf8(b) {
+                Ok(t) => Value::parse_as(t, ty),
+                Err(_) if ty == AttrType::String => Ok(Value::Bin(b.clone())),
+                Err(_) => Err(format!("a {ty:?} value must be valid UTF-8")),
+            },
+        }
+    }
+
+    /// The stored attribute name and typed value of one `attr: value` line.
+    fn typed(&self, av: &AttrValue, file: &str) -> Result<(String, Value), ConnectorError> {
+        let (name, ty, _) = self.describe(&av.desc);
+        let v = Self::convert(&av.value, ty)
+            .map_err(|m| input_error(file, av.line, format!("attribute '{}': {m}", av.desc)))?;
+        Ok((name, v))
+    }
+
+    /// Builds an object from the attribute lines of a content or add record. When
+    /// `require_anchor` is set, an entry without the anchor attribute is an error.
+    fn build(
+        &self,
+        file: &str,
+        line: usize,
+        dn: Dn,
+        avs: &[AttrValue],
+        require_anchor: bool,
+    ) -> Result<Object, ConnectorError> {
+        let mut attrs = Attributes::new();
+        for av in avs {
+            let (name, v) = self.typed(av, file)?;
+            let key = ci_key(&attrs, &name).unwrap_or(name);
+            attrs.entry(key).or_default().push(v);
+        }
+        for (name, values) in attrs.iter_mut() {
+            if values.len() > 1 {
+                let ty = self.attr_type(name);
+                dedup_values(values, ty);
+            }
+        }
+        let anchor = self.anchor_of(&attrs);
+        if anchor.is_none() && require_anchor {
+            return Err(input_error(
+                file,
+                line,
+                format!(
+                    "entry '{dn}' has no anchor attribute '{}'",
+                    self.anchor_attribute
+                ),
+            ));
+        }
+        let object_type = self.object_type_of(&attrs);
+        Ok(Object {
+            anchor,
+            dn,
+            object_type,
+            attributes: attrs,
+        })
+    }
+
+    /// The anchor of an entry: the first value of the anchor attribute (base64 when binary).
+    pub(crate) fn anchor_of(&self, attrs: &Attributes) -> Option<String> {
+        let key = ci_key(attrs, &self.anchor_attribute)?;
+        attrs
+            .get(&key)?
+            .first()
+            .map(Value::to_text)
+            .filter(|a| !a.is_empty())
+    }
+
+    /// The object type of an entry from its objectClass values: the settings mapping (the
+    /// last mapped value wins), then the built-in mapping, else the last objectClass value.
+    pub(crate) fn object_type_of(&self, attrs: &Attributes) -> String {
+        let classes: Vec<String> = ci_key(attrs, "objectClass")
+            .and_then(|k| attrs.get(&k))
+            .map(|vs| vs.iter().map(Value::to_text).collect())
+            .unwrap_or_default();
+        if let Some(t) = classes
+            .iter()
+            .rev()
+            .find_map(|c| self.object_types.get(&c.to_ascii_lowercase()))
+        {
+            return t.clone();
+        }
+        for (names, ty) in DEFAULT_OBJECT_TYPES {
+            if classes
+                .iter()
+                .any(|c| names.contains(&c.to_ascii_lowercase().as_str()))
+            {
+                return ty.to_string();
+            }
+        }
+        classes.last().cloned().unwrap_or_else(|| "top".to_string())
+    }
+
+    /// The objectClass written for an added object of this type that has none.
+    fn object_class_for(&self, object_type: &str) -> String {
+        self.object_classes
+            .get(object_type)
+            .cloned()
+            .unwrap_or_else(|| object_type.to_string())
+    }
+}
+
+/// The key of attribute `name` in `attrs`, compared case-insensitively.
+pub(crate) fn ci_key(attrs: &Attributes, name: &str) -> Option<String> {
+    if attrs.contains_key(name) {
+        return Some(name.to_string());
+    }
+    attrs.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+}
+
+/// Whether two values are equal for an attribute of type `ty`: references compare as DNs,
+/// strings case-insensitively (LDAP's usual caseIgnoreMatch), the rest by their text form.
+pub(crate) fn values_match(a: &Value, b: &Value, ty: AttrType) -> bool {
+    if a == b {
+        return true;
+    }
+    match ty {
+        AttrType::Reference => {
+            let (ta, tb) = (a.to_text(), b.to_text());
+            match (Dn::parse(&ta), Dn::parse(&tb)) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => ta.eq_ignore_ascii_case(&tb),
+            }
+        }
+        AttrType::String => match (a, b) {
+            (Value::Str(x), Value::Str(y)) => x.to_lowercase() == y.to_lowercase(),
+            _ => a.to_text() == b.to_text(),
+        },
+        _ => a.to_text() == b.to_text(),
+    }
+}
+
+/// Removes duplicate values (per [`values_match`] for small lists, exact equality for large).
+fn dedup_values(values: &mut Vec<Value>, ty: AttrType) {
+    if values.len() <= 64 {
+        let mut out: Vec<Value> = Vec::with_capacity(values.len());
+        for v in values.drain(..) {
+            if !out.iter().any(|o| values_match(o, &v, ty)) {
+                out.push(v);
+            }
+        }
+        *values = out;
+    } else {
+        let mut seen: HashSet<String> = HashSet::with_capacity(values.len());
+        values.retain(|v| {
+            let key = match ty {
+                AttrType::Reference => Dn::parse(&v.to_text())
+                    .map(|d| d.normalized())
+                    .unwrap_or_else(|_| v.to_text().to_lowercase()),
+                AttrType::String => v.to_text().to_lowercase(),
+                _ => format!("{v:?}"),
+            };
+            seen.insert(key)
+        });
+    }
+}
+
+/// Adds values to an attribute (matched case-insensitively), skipping values present already.
+pub(crate) fn add_values(attrs: &mut Attributes, name: &str, values: Vec<Value>, ty: AttrType) {
+    if values.is_empty() {
+        return;
+    }
+    let key = ci_key(attrs, name).unwrap_or_else(|| name.to_string());
+    let entry = attrs.entry(key).or_default();
+    for v in values {
+        if !entry.iter().any(|e| values_match(e, &v, ty)) {
+            entry.push(v);
+        }
+    }
+}
+
+/// Removes values from an attribute (all of them when `values` is empty).
+pub(crate) fn remove_values(attrs: &mut Attributes, name: &str, values: &[Value], ty: AttrType) {
+    let Some(key) = ci_key(attrs, name) else {
+        return;
+    };
+    if values.is_empty() {
+        attrs.remove(&key);
+        return;
+    }
+    if let Some(e) = attrs.get_mut(&key) {
+        e.retain(|v| !values.iter().any(|r| values_match(v, r, ty)));
+        if e.is_empty() {
+            attrs.remove(&key);
+        }
+    }
+}
+
+/// Replaces all values of an attribute (an empty list removes it).
+pub(crate) fn replace_values(attrs: &mut Attributes, name: &str, values: Vec<Value>) {
+    let key = ci_key(attrs, name).unwrap_or_else(|| name.to_string());
+    if values.is_empty() {
+        attrs.remove(&key);
+    } else {
+        attrs.insert(key, values);
+    }
+}
+
+/// Renames an entry's RDN values like LDAP modrdn: removes the old RDN values (when
+/// `delete_old` is set) and adds the new ones.
+pub(crate) fn apply_rdn_change(
+    typing: &Typing,
+    attrs: &mut Attributes,
+    old_dn: &Dn,
+    new_dn: &Dn,
+    delete_old: bool,
+) {
+    if let Some(old) = old_dn.rdn().filter(|_| delete_old) {
+        for ava in &old.avas {
+            let ty = typing.attr_type(&ava.attr);
+            remove_values(attrs, &ava.attr, &[Value::Str(ava.value.clone())], ty);
+        }
+    }
+    if let Some(new) = new_dn.rdn() {
+        for ava in &new.avas {
+            let ty = typing.attr_type(&ava.attr);
+            let v =
+                Value::parse_as(&ava.value, ty).unwrap_or_else(|_| Value::Str(ava.value.clone()));
+            add_values(attrs, &ava.attr, vec![v], ty);
+        }
+    }
+}
+
+/// Writes `content` to `path` atomically: a temporary file in the same folder, fsync, rename,
+/// then fsync of the folder.
+pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> Result<(), ConnectorError> {
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |source: std::io::Error| ConnectorError::Io { path: p, source }
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dirsync".to_string());
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(content).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return result;
+    }
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The LDIF connector. See the module documentation.
+#[derive(Debug)]
+pub struct LdifConnector {
+    path: PathBuf,
+    changes_dir: Option<PathBuf>,
+    typing: Typing,
+}
+
+impl LdifConnector {
+    /// Creates the connector; relative paths in `settings` resolve against `base_dir`.
+    pub fn new(settings: LdifSettings, base_dir: &Path) -> Result<Self, ConnectorError> {
+        if settings.path.as_os_str().is_empty() {
+            return Err(ConnectorError::Config("ldif: 'path' is empty".into()));
+        }
+        if !parse::valid_description(&settings.anchor_attribute) {
+            return Err(ConnectorError::Config(format!(
+                "ldif: anchor_attribute '{}' is not a valid attribute name",
+                settings.anchor_attribute
+            )));
+        }
+        for name in settings.attribute_types.keys() {
+            if !parse::valid_description(name) {
+                return Err(ConnectorError::Config(format!(
+                    "ldif: attribute_types: '{name}' is not a valid attribute name"
+                )));
+            }
+        }
+        let typing = Typing::new(&settings);
+        Ok(LdifConnector {
+            path: base_dir.join(&settings.path),
+            changes_dir: settings.changes_dir.map(|d| base_dir.join(d)),
+            typing,
+        })
+    }
+
+    /// The resolved directory file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn file_label(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Reads every entry of the directory file, calling `f` with each object and the line
+    /// of its `dn:`. A missing file (in an existing folder) is an empty directory.
+    fn read_content(
+        &self,
+        require_anchor: bool,
+        mut f: impl FnMut(Object, usize) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        let file = self.file_label();
+        let handle = match std::fs::File::open(&self.path) {
+            Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let parent_exists = self
+                    .path
+                    .parent()
+                    .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
+                if parent_exists {
+                    tracing::warn!(file = %file, "LDIF file does not exist: empty directory");
+                    return Ok(());
+                }
+                return Err(ConnectorError::Io {
+                    path: file,
+                    source: e,
+                });
+            }
+            Err(e) => {
+                return Err(ConnectorError::Io {
+                    path: file,
+                    source: e,
+                });
+            }
+        };
+        let url_base = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let reader = LdifReader::new(std::io::BufReader::new(handle), &file, &url_base);
+        let mut seen_dns: HashMap<String, usize> = HashMap::new();
+        let mut seen_anchors: HashMap<String, usize> = HashMap::new();
+        for rec in reader {
+            let rec = rec?;
+            let RecordBody::Content(avs) = rec.body else {
+                return Err(input_error(
+                    &file,
+                    rec.line,
+                    "change record (changetype) in a content file",
+                ));
+            };
+            let obj = self
+                .typing
+                .build(&file, rec.line, rec.dn, &avs, require_anchor)?;
+            if let Some(first) = seen_dns.insert(obj.dn.normalized(), rec.line) {
+                return Err(input_error(
+                    &file,
+                    rec.line,
+                    format!("duplicate entry '{}' (first at line {first})", obj.dn),
+                ));
+            }
+            if let Some(a) = &obj.anchor
+                && let Some(first) = seen_anchors.insert(a.clone(), rec.line)
+            {
+                return Err(input_error(
+                    &file,
+                    rec.line,
+                    format!("duplicate anchor '{a}' (first at line {first})"),
+                ));
+            }
+            f(obj, rec.line)?;
+        }
+        Ok(())
+    }
+
+    /// The change files (`*.ldif`) of the changes folder, sorted by name.
+    fn change_files(&self) -> Result<Vec<(String, PathBuf)>, ConnectorError> {
+        let Some(dir) = &self.changes_dir else {
+            return Ok(Vec::new());
+        };
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %dir.display(), "LDIF changes folder does not exist");
+                return Ok(Vec::new());
+            }
+            Err(e) => {
+                return Err(ConnectorError::Io {
+                    path: dir.display().to_string(),
+                    source: e,
+                });
+            }
+        };
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| ConnectorError::Io {
+                path: dir.display().to_string(),
+                source: e,
+            })?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                tracing::warn!(file = ?entry.file_name(), "skipping a change file whose name is not UTF-8");
+                continue;
+            };
+            let is_ldif = name.to_ascii_lowercase().ends_with(".ldif") && !name.starts_with('.');
+            if is_ldif && entry.path().is_file() {
+                out.push((name, entry.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl Connector for LdifConnector {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            delta_import: self.changes_dir.is_some(),
+            export: true,
+        }
+    }
+
+    fn schema(&mut self) -> Result<Schema, ConnectorError> {
+        let mut schema = Schema::default();
+        self.read_content(false, |obj, _| {
+            let t = schema
+                .object_types
+                .entry(obj.object_type.clone())
+                .or_default();
+            for (name, values) in &obj.attributes {
+                let ty = values
+                    .first()
+                    .map(Value::attr_type)
+                    .unwrap_or_else(|| self.typing.attr_type(name));
+                let def = t.attributes.entry(name.clone()).or_insert(AttributeDef {
+                    ty,
+                    multi_valued: false,
+                });
+                def.multi_valued |= values.len() > 1;
+            }
+            Ok(())
+        })?;
+        Ok(schema)
+    }
+
+    fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Watermark, ConnectorError> {
+        // The watermark is taken before reading so that a change file written during the
+        // import is applied by the next delta.
+        // With a changes folder a delta is always possible: an empty folder gives the empty
+        // watermark ("before every file").
+        let watermark = match &self.changes_dir {
+            Some(_) => Some(
+                self.change_files()?
+                    .pop()
+                    .map(|(n, _)| n)
+                    .unwrap_or_default(),
+            ),
+            None => None,
+        };
+        let mut count = 0usize;
+        self.read_content(true, |obj, _| {
+            count += 1;
+            sink.push(ImportChange::Upsert(obj))
+        })?;
+        tracing::info!(file = %self.file_label(), objects = count, watermark = ?watermark, "LDIF full import");
+        Ok(watermark)
+    }
+
+    fn delta_import(
+        &mut self,
+        watermark: &str,
+        cs: &dyn ConnectorSpaceView,
+        sink: &mut dyn ImportSink,
+    ) -> Result<Watermark, ConnectorError> {
+        if self.changes_dir.is_none() {
+            return Err(ConnectorError::Unsupported(
+                "ldif: delta import needs 'changes_dir'".into(),
+            ));
+        }
+        let files: Vec<(String, PathBuf)> = self
+            .change_files()?
+            .into_iter()
+            .filter(|(n, _)| n.as_str() > watermark)
+            .collect();
+        let Some(last) = files.last().map(|(n, _)| n.clone()) else {
+            return Ok(Some(watermark.to_string()));
+        };
+        let changes = delta::apply_files(&self.typing, &files, cs)?;
+        tracing::info!(files = files.len(), changes = changes.len(), watermark = %last, "LDIF delta import");
+        for c in changes {
+            sink.push(c)?;
+        }
+        Ok(Some(last))
+    }
+
+    fn export(&mut self, batch: &[ExportRequest]) -> Result<Vec<ExportResult>, ConnectorError> {
+        let mut objects: Vec<Object> = Vec::new();
+        self.read_content(false, |obj, _| {
+            objects.push(obj);
+            Ok(())
+        })?;
+        let mut store = export::Store::new(&self.typing, objects);
+        let results: Vec<ExportResult> = batch.iter().map(|r| store.apply(r)).collect();
+        if store.dirty {
+            let text = write::render(store.objects());
+            write_atomic(&self.path, text.as_bytes())?;
+            tracing::info!(file = %self.file_label(), requests = batch.len(), "LDIF export written");
+        }
+        Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typing() -> Typing {
+        Typing::new(&LdifSettings::new("x.ldif"))
+    }
+
+    #[test]
+    fn default_types_and_object_types() {
+        let t = typing();
+        assert_eq!(t.attr_type("Member"), AttrType::Reference);
+        assert_eq!(t.attr_type("uidNumber"), AttrType::Integer);
+        assert_eq!(t.attr_type("objectGUID"), AttrType::Binary);
+        assert_eq!(t.attr_type("cn"), AttrType::String);
+        let mut a = Attributes::new();
+        a.insert(
+            "objectClass".into(),
+            ["top", "person", "organizationalPerson", "user", "computer"]
+                .iter()
+                .map(|s| Value::from(*s))
+                .collect(),
+        );
+        assert_eq!(t.object_type_of(&a), "computer");
+        a.insert("objectClass".into(), vec!["top".into(), "device".into()]);
+        assert_eq!(t.object_type_of(&a), "device");
+        a.insert("objectclass".into(), vec!["groupOfNames".into()]);
+        a.remove("objectClass");
+        assert_eq!(t.object_type_of(&a), "group");
+        let mut s = LdifSettings::new("x");
+        s.object_types.insert("groupOfNames".into(), "team".into());
+        assert_eq!(Typing::new(&s).object_type_of(&a), "team");
+        assert_eq!(Typing::new(&s).object_class_for("team"), "groupOfNames");
+    }
+
+    #[test]
+    fn base64_values_decode_by_type() {
+        assert_eq!(
+            Typing::convert(&RawValue::Bytes(b"abc".to_vec()), AttrType::String),
+            Ok(Value::Str("abc".into()))
+        );
+        assert_eq!(
+            Typing::convert(&RawValue::Bytes(vec![0xff, 0]), AttrType::String),
+            Ok(Value::Bin(vec![0xff, 0]))
+        );
+        assert_eq!(
+            Typing::convert(&RawValue::Bytes(b"abc".to_vec()), AttrType::Binary),
+            Ok(Value::Bin(b"abc".to_vec()))
+        );
+        assert!(Typing::convert(&RawValue::Text("x".into()), AttrType::Integer).is_err());
+        let t = typing();
+        assert_eq!(
+            t.describe("userCertificate;binary"),
+            ("userCertificate".into(), AttrType::Binary, true)
+        );
+        assert_eq!(
+            t.describe("description;lang-fr"),
+            ("description;lang-fr".into(), AttrType::String, false)
+        );
+        assert_eq!(t.describe("cn;binary").1, AttrType::Binary);
+    }
+
+    #[test]
+    fn settings_deny_unknown_fields_and_default() {
+        let s: LdifSettings = toml::from_str("path = \"a.ldif\"").unwrap();
+        assert_eq!(s, LdifSettings::new("a.ldif"));
+        assert!(toml::from_str::<LdifSettings>("path = \"a\"\nanchor = \"x\"").is_err());
+        let s: LdifSettings = toml::from_str(
+            "path = \"a\"\nanchor_attribute = \"objectGUID\"\n[attribute_types]\nemployeeNumber = \"integer\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.attribute_types["employeeNumber"], AttrType::Integer);
+    }
+
+    #[test]
+    fn value_matching() {
+        assert!(values_match(
+            &Value::Ref("CN=A,DC=X".into()),
+            &Value::Str("cn=a, dc=x".into()),
+            AttrType::Reference
+        ));
+        assert!(values_match(
+            &Value::from("Smith"),
+            &Value::from("smith"),
+            AttrType::String
+        ));
+        assert!(!values_match(
+            &Value::from("a"),
+            &Value::from("b"),
+            AttrType::String
+        ));
+        let mut v: Vec<Value> = (0..100).map(|i| Value::Ref(format!("cn=u{i}"))).collect();
+        v.push(Value::Ref("CN=U5".into()));
+        dedup_values(&mut v, AttrType::Reference);
+        assert_eq!(v.len(), 100);
+    }
+
+    #[test]
+    fn atomic_write_replaces_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.ldif");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
