@@ -146,10 +146,10 @@ impl Shared {
     }
 
     fn save_if_dirty(&self) {
-        if self.dirty.load(Ordering::SeqCst) {
-            if let Err(e) = self.save() {
-                tracing::warn!(error = %e, "emulator state not saved");
-            }
+        if self.dirty.load(Ordering::SeqCst)
+            && let Err(e) = self.save()
+        {
+            tracing::warn!(error = %e, "emulator state not saved");
         }
     }
 
@@ -692,12 +692,16 @@ impl Shared {
         if !f.latency.is_zero() {
             tokio::time::sleep(f.latency).await;
         }
-        let drop = f.drop_every_nth.is_some_and(|k| k > 0 && n % k == 0)
+        let drop = f
+            .drop_every_nth
+            .is_some_and(|k| k > 0 && n.is_multiple_of(k))
             || (f.drop_probability > 0.0 && rand::random::<f64>() < f.drop_probability);
         if drop {
             return Fault::Drop;
         }
-        let fail = f.fail_every_nth.is_some_and(|k| k > 0 && n % k == 0)
+        let fail = f
+            .fail_every_nth
+            .is_some_and(|k| k > 0 && n.is_multiple_of(k))
             || (f.fail_probability > 0.0 && rand::random::<f64>() < f.fail_probability);
         if fail { Fault::Fail } else { Fault::None }
     }
@@ -774,7 +778,7 @@ impl Shared {
             Err(wait) => {
                 self.throttled.fetch_add(1, Ordering::Relaxed);
                 let ms = (wait * 1000.0).ceil().max(1.0) as u64;
-                let secs = if ms % 1000 == 0 {
+                let secs = if ms.is_multiple_of(1000) {
                     format!("{}", ms / 1000)
                 } else {
                     format!("{:.3}", ms as f64 / 1000.0)
@@ -1135,11 +1139,10 @@ fn dispatch(
                 "GET" => s.with_tenant(|t| {
                     let id = t.resolve(kind, key)?;
                     let mut r = entity_response(t, &id, q.select.as_deref(), base, coll, 200)?;
-                    if q.expand.is_some() {
-                        if let (Some(Value::Object(m)), Some(o)) = (r.body.as_mut(), t.objects.get(&id)) {
+                    if q.expand.is_some()
+                        && let (Some(Value::Object(m)), Some(o)) = (r.body.as_mut(), t.objects.get(&id)) {
                             expand_manager(t, o, m);
                         }
-                    }
                     Ok(r)
                 }),
                 "PATCH" => {
@@ -1235,11 +1238,10 @@ fn dispatch(
                 .map(|o| Value::Object(Tenant::render(o, q.select.as_deref(), true)))
                 .collect();
             let mut out = json!({"@odata.context": context_url(base, "directoryObjects", q.select.as_deref()), "value": value});
-            if more {
-                if let Some(last) = ids.last() {
+            if more
+                && let Some(last) = ids.last() {
                     out["@odata.nextLink"] = json!(next_link(base, &format!("groups/{gid}/members"), &q, last));
                 }
-            }
             Ok(GraphResponse::json(200, out))
         }),
         ["groups", gid, "members", "$ref"] if method == "POST" => {
@@ -1416,13 +1418,11 @@ fn list_collection(
     if q.count {
         out.insert("@odata.count".into(), json!(t.list(kind, q, None).count()));
     }
-    if more {
-        if let Some(last) = items.last() {
-            out.insert(
-                "@odata.nextLink".into(),
-                json!(next_link(base, coll, q, &last.id)),
-            );
-        }
+    if more && let Some(last) = items.last() {
+        out.insert(
+            "@odata.nextLink".into(),
+            json!(next_link(base, coll, q, &last.id)),
+        );
     }
     let value: Vec<Value> = items
         .iter()

@@ -364,10 +364,11 @@ fn smtp_addresses(props: &Map<String, Value>) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(Value::Array(items)) = props.get("proxyAddresses") {
         for v in items {
-            if let Some(s) = v.as_str() {
-                if s.len() > 5 && s[..5].eq_ignore_ascii_case("smtp:") {
-                    out.push(s[5..].to_lowercase());
-                }
+            if let Some(s) = v.as_str()
+                && s.len() > 5
+                && s[..5].eq_ignore_ascii_case("smtp:")
+            {
+                out.push(s[5..].to_lowercase());
             }
         }
     }
@@ -453,25 +454,23 @@ impl Tenant {
     /// Checks the uniqueness of UPN, SMTP addresses and immutable id of `props` against
     /// every live object except `self_id`.
     fn check_unique(&self, self_id: &str, props: &Map<String, Value>) -> Result<(), GraphError> {
-        if let Some(Value::String(upn)) = props.get("userPrincipalName") {
-            if let Some(other) = self.upn_index.get(&upn.to_lowercase()) {
-                if other != self_id {
-                    return Err(GraphError::conflict("userPrincipalName"));
-                }
-            }
+        if let Some(Value::String(upn)) = props.get("userPrincipalName")
+            && let Some(other) = self.upn_index.get(&upn.to_lowercase())
+            && other != self_id
+        {
+            return Err(GraphError::conflict("userPrincipalName"));
         }
-        if let Some(Value::String(imm)) = props.get("onPremisesImmutableId") {
-            if let Some(other) = self.immutable_index.get(imm) {
-                if other != self_id {
-                    return Err(GraphError::conflict("onPremisesImmutableId"));
-                }
-            }
+        if let Some(Value::String(imm)) = props.get("onPremisesImmutableId")
+            && let Some(other) = self.immutable_index.get(imm)
+            && other != self_id
+        {
+            return Err(GraphError::conflict("onPremisesImmutableId"));
         }
         for a in smtp_addresses(props) {
-            if let Some(other) = self.smtp_index.get(&a) {
-                if other != self_id {
-                    return Err(GraphError::conflict("proxyAddresses"));
-                }
+            if let Some(other) = self.smtp_index.get(&a)
+                && other != self_id
+            {
+                return Err(GraphError::conflict("proxyAddresses"));
             }
         }
         Ok(())
@@ -553,24 +552,22 @@ impl Tenant {
                 )));
             };
             check_type(&name, v, resource)?;
-            if name == "onPremisesImmutableId" {
-                if let Value::String(s) = v {
-                    if s.contains('$') || s.contains('_') || s.is_empty() {
-                        return Err(GraphError::invalid_value(&name, resource));
-                    }
-                }
+            if name == "onPremisesImmutableId"
+                && let Value::String(s) = v
+                && (s.contains('$') || s.contains('_') || s.is_empty())
+            {
+                return Err(GraphError::invalid_value(&name, resource));
             }
-            if name == "userPrincipalName" {
-                if let Value::String(s) = v {
-                    self.check_upn(s)?;
-                }
+            if name == "userPrincipalName"
+                && let Value::String(s) = v
+            {
+                self.check_upn(s)?;
             }
-            if name == "mailNickname" {
-                if let Value::String(s) = v {
-                    if s.is_empty() || s.len() > 64 || s.contains(' ') || s.contains('@') {
-                        return Err(GraphError::invalid_value(&name, resource));
-                    }
-                }
+            if name == "mailNickname"
+                && let Value::String(s) = v
+                && (s.is_empty() || s.len() > 64 || s.contains(' ') || s.contains('@'))
+            {
+                return Err(GraphError::invalid_value(&name, resource));
             }
             out.insert(name, v.clone());
         }
@@ -652,10 +649,10 @@ impl Tenant {
                 return Err(GraphError::required("passwordProfile.password", "User"));
             }
         }
-        if let Some(Value::String(mail)) = props.get("mail").cloned() {
-            if !props.contains_key("proxyAddresses") {
-                props.insert("proxyAddresses".into(), json!([format!("SMTP:{mail}")]));
-            }
+        if let Some(Value::String(mail)) = props.get("mail").cloned()
+            && !props.contains_key("proxyAddresses")
+        {
+            props.insert("proxyAddresses".into(), json!([format!("SMTP:{mail}")]));
         }
         props.entry("proxyAddresses").or_insert_with(|| json!([]));
         props.entry("businessPhones").or_insert_with(|| json!([]));
@@ -792,15 +789,16 @@ impl Tenant {
 
     /// Resolves a key (id, or userPrincipalName for users) to a live object id of `kind`.
     pub fn resolve(&self, kind: ObjectKind, key: &str) -> Result<String, GraphError> {
-        if let Some(o) = self.objects.get(key) {
-            if o.kind == kind {
-                return Ok(key.to_string());
-            }
+        if let Some(o) = self.objects.get(key)
+            && o.kind == kind
+        {
+            return Ok(key.to_string());
         }
-        if kind == ObjectKind::User && key.contains('@') {
-            if let Some(id) = self.upn_index.get(&key.to_lowercase()) {
-                return Ok(id.clone());
-            }
+        if kind == ObjectKind::User
+            && key.contains('@')
+            && let Some(id) = self.upn_index.get(&key.to_lowercase())
+        {
+            return Ok(id.clone());
         }
         Err(GraphError::not_found(key))
     }
@@ -824,14 +822,13 @@ impl Tenant {
         } else {
             None
         };
-        if let Some(ms) = &members {
-            if let Some(g) = self.objects.get(&id) {
-                if ms.iter().any(|m| g.members.contains(m)) {
-                    return Err(GraphError::bad_request(
-                        "One or more added object references already exist for the following modified properties: 'members'.",
-                    ));
-                }
-            }
+        if let Some(ms) = &members
+            && let Some(g) = self.objects.get(&id)
+            && ms.iter().any(|m| g.members.contains(m))
+        {
+            return Err(GraphError::bad_request(
+                "One or more added object references already exist for the following modified properties: 'members'.",
+            ));
         }
         for req in [
             "displayName",
@@ -909,34 +906,34 @@ impl Tenant {
             .get(member_id)
             .map(|o| o.kind)
             .unwrap_or(ObjectKind::User);
-        if let Some(g) = self.objects.get_mut(group_id) {
-            if g.members.insert(member_id.to_string()) {
-                g.member_changes.insert(
-                    member_id.to_string(),
-                    MemberChange {
-                        seq,
-                        present: true,
-                        kind: mkind,
-                    },
-                );
-                g.changed_at = seq;
-            }
+        if let Some(g) = self.objects.get_mut(group_id)
+            && g.members.insert(member_id.to_string())
+        {
+            g.member_changes.insert(
+                member_id.to_string(),
+                MemberChange {
+                    seq,
+                    present: true,
+                    kind: mkind,
+                },
+            );
+            g.changed_at = seq;
         }
     }
 
     fn unlink_member(&mut self, group_id: &str, member_id: &str, seq: u64, kind: ObjectKind) {
-        if let Some(g) = self.objects.get_mut(group_id) {
-            if g.members.remove(member_id) {
-                g.member_changes.insert(
-                    member_id.to_string(),
-                    MemberChange {
-                        seq,
-                        present: false,
-                        kind,
-                    },
-                );
-                g.changed_at = seq;
-            }
+        if let Some(g) = self.objects.get_mut(group_id)
+            && g.members.remove(member_id)
+        {
+            g.member_changes.insert(
+                member_id.to_string(),
+                MemberChange {
+                    seq,
+                    present: false,
+                    kind,
+                },
+            );
+            g.changed_at = seq;
         }
     }
 
@@ -1429,10 +1426,10 @@ impl Tenant {
                             }
                             continue;
                         }
-                        if let Some(sel) = select {
-                            if !sel.iter().any(|s| s.eq_ignore_ascii_case(p)) {
-                                continue;
-                            }
+                        if let Some(sel) = select
+                            && !sel.iter().any(|s| s.eq_ignore_ascii_case(p))
+                        {
+                            continue;
                         }
                         m.insert(p.clone(), o.props.get(p).cloned().unwrap_or(Value::Null));
                     }
