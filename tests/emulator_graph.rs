@@ -941,3 +941,120 @@ async fn client_assertion_signature_is_verified_with_a_registered_certificate() 
     assert_eq!(s, 401);
     assert_eq!(v["error_codes"], json!([700027]));
 }
+
+#[tokio::test]
+async fn contacts_devices_and_count() {
+    let e = env().await;
+    let cid = e
+        .h
+        .seed(ObjectKind::Contact, json!({"displayName": "Ext Partner", "mail": "p@partner.com", "proxyAddresses": ["SMTP:p@partner.com"]}))
+        .unwrap();
+    e.h.seed(
+        ObjectKind::Device,
+        json!({"displayName": "LAPTOP-1", "deviceId": "d1", "operatingSystem": "Windows"}),
+    )
+    .unwrap();
+    let (s, v) = e.get("/contacts").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["value"][0]["id"], json!(cid));
+    assert_eq!(v["value"][0]["mail"], json!("p@partner.com"));
+    let (s, v) = e.get("/devices?$select=displayName,operatingSystem").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["value"][0]["operatingSystem"], json!("Windows"));
+    // orgContact is read-only through Graph v1.0.
+    let (s, v) = e.post("/contacts", json!({"displayName": "x"})).await;
+    assert_eq!(s, 405);
+    assert!(v["error"]["code"].is_string());
+    let (s, _) = e
+        .patch(&format!("/contacts/{cid}"), json!({"displayName": "y"}))
+        .await;
+    assert_eq!(s, 405);
+    // A contact's SMTP address is unique across objects too.
+    let mut u = user("u@contoso.com");
+    u["mail"] = json!("p@partner.com");
+    assert_eq!(e.post("/users", u).await.0, 400);
+    for i in 0..3 {
+        e.post("/users", user(&format!("c{i}@contoso.com"))).await;
+    }
+    let r =
+        e.c.get(format!("{}/users/$count", e.h.graph_url()))
+            .bearer_auth(&e.token)
+            .header("ConsistencyLevel", "eventual")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "3");
+    let (s, v) = e.get(&format!("/directoryObjects/{cid}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["@odata.type"], json!("#microsoft.graph.orgContact"));
+}
+
+/// Malformed input from a client never panics the emulator: every answer is a Graph error.
+#[tokio::test]
+async fn malformed_requests_get_odata_errors() {
+    let e = env().await;
+    let (_, g) = e
+        .post("/groups", json!({"displayName": "G", "mailEnabled": false, "mailNickname": "g", "securityEnabled": true}))
+        .await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    let (_, u) = e.post("/users", user("u@contoso.com")).await;
+    let uid = u["id"].as_str().unwrap().to_string();
+    let bodies = [
+        "[]",
+        "\"str\"",
+        "1",
+        "null",
+        "{",
+        "{\"displayName\": 5}",
+        "{\"accountEnabled\": \"yes\"}",
+        "{\"members@odata.bind\": \"x\"}",
+        "{\"members@odata.bind\": [1, 2]}",
+        "{\"@odata.id\": 5}",
+        "{\"proxyAddresses\": [\"smtp\u{e9}:x\"]}",
+        "{\"userPrincipalName\": \"no-at-sign\"}",
+        "{\"requests\": [{\"id\": 1}]}",
+        "{\"requests\": \"x\"}",
+        "{\"name\": \"\", \"dataType\": \"Nope\"}",
+    ];
+    let paths = [
+        (Method::POST, "/users".to_string()),
+        (Method::PATCH, format!("/users/{uid}")),
+        (Method::POST, "/groups".to_string()),
+        (Method::PATCH, format!("/groups/{gid}")),
+        (Method::POST, format!("/groups/{gid}/members/$ref")),
+        (Method::PUT, format!("/users/{uid}/manager/$ref")),
+        (Method::POST, "/$batch".to_string()),
+        (
+            Method::POST,
+            "/directory/deletedItems/nope/restore".to_string(),
+        ),
+        (Method::GET, "/users?$filter=startswith(".to_string()),
+        (Method::GET, "/users?$top=abc".to_string()),
+        (Method::GET, "/users?$skiptoken=%%%".to_string()),
+        (Method::GET, "/users/delta?$deltatoken=garbage".to_string()),
+        (Method::GET, "/users/delta?$skiptoken=garbage".to_string()),
+        (Method::GET, "/nothing/here".to_string()),
+        (Method::GET, "/users?$expand=memberOf".to_string()),
+    ];
+    for (m, p) in &paths {
+        for b in bodies {
+            let r =
+                e.c.request(m.clone(), format!("{}{}", e.h.graph_url(), p))
+                    .bearer_auth(&e.token)
+                    .header("content-type", "application/json")
+                    .body(b)
+                    .send()
+                    .await
+                    .unwrap_or_else(|err| panic!("{m} {p} {b}: {err}"));
+            let st = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            if st >= 400 {
+                assert!(st < 500, "{m} {p} {b}: {st} {text}");
+                let v: Value =
+                    serde_json::from_str(&text).unwrap_or_else(|_| panic!("{m} {p} {b}: {text}"));
+                assert!(v["error"]["code"].is_string(), "{m} {p} {b}: {text}");
+            }
+        }
+    }
+}

@@ -61,9 +61,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use odata::{Filter, GraphError, Literal, QueryOptions};
-pub use server::EmulatorStats;
+pub use server::{EmulatorStats, MAX_BATCH};
 pub use tenant::{
-    Application, DirObject, ExtensionProperty, MemberChange, ObjectKind, Tenant, Tombstone,
+    Application, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, DirObject,
+    ExtensionProperty, MAX_BIND_MEMBERS, MemberChange, ObjectKind, Tenant, Tombstone,
 };
 
 /// Errors of the emulator itself (not Graph answers).
@@ -188,11 +189,11 @@ impl Default for EmulatorConfig {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tenant_id: "00000000-0000-4000-8000-00000000e1a7".to_string(),
+            tenant_id: DEFAULT_TENANT_ID.to_string(),
             domains: Vec::new(),
             apps: vec![AppRegistration::with_secret(
-                "11111111-2222-4333-8444-555555555555",
-                "emulator-secret",
+                DEFAULT_CLIENT_ID,
+                DEFAULT_CLIENT_SECRET,
             )],
             token_lifetime: Duration::from_secs(3599),
             delta_token_lifetime: Duration::from_secs(7 * 24 * 3600),
@@ -227,6 +228,9 @@ pub fn run_blocking(config: EmulatorConfig) -> Result<(), EmulatorError> {
         println!("Graph emulator listening on {}", handle.base_url());
         println!("  Graph:  {}", handle.graph_url());
         println!("  Token:  {}", handle.token_url());
+        for app in &handle.shared.config_apps() {
+            println!("  App:    client_id={app}");
+        }
         let _ = tokio::signal::ctrl_c().await;
         handle.shutdown().await
     })

@@ -108,6 +108,13 @@ impl Shared {
             t.expires = now;
         }
     }
+    pub(crate) fn config_apps(&self) -> Vec<String> {
+        self.config
+            .apps
+            .iter()
+            .map(|a| a.client_id.clone())
+            .collect()
+    }
     pub(crate) fn stats(&self) -> EmulatorStats {
         EmulatorStats {
             requests: self.requests.load(Ordering::Relaxed),

@@ -349,6 +349,13 @@ pub const USER_DEFAULT_SELECT: &[&str] = &[
 /// Properties never returned (write-only).
 const HIDDEN: &[&str] = &["passwordProfile"];
 
+/// Default tenant id of [`super::EmulatorConfig::default`].
+pub const DEFAULT_TENANT_ID: &str = "00000000-0000-4000-8000-00000000e1a7";
+/// Default application (client) id registered by [`super::EmulatorConfig::default`].
+pub const DEFAULT_CLIENT_ID: &str = "11111111-2222-4333-8444-555555555555";
+/// Default client secret of [`DEFAULT_CLIENT_ID`].
+pub const DEFAULT_CLIENT_SECRET: &str = "emulator-secret";
+
 /// Maximum number of `members@odata.bind` references per request.
 pub const MAX_BIND_MEMBERS: usize = 20;
 
@@ -364,11 +371,11 @@ fn smtp_addresses(props: &Map<String, Value>) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(Value::Array(items)) = props.get("proxyAddresses") {
         for v in items {
-            if let Some(s) = v.as_str()
-                && s.len() > 5
-                && s[..5].eq_ignore_ascii_case("smtp:")
+            if let Some((prefix, addr)) = v.as_str().and_then(|s| s.split_once(':'))
+                && prefix.eq_ignore_ascii_case("smtp")
+                && !addr.is_empty()
             {
-                out.push(s[5..].to_lowercase());
+                out.push(addr.to_lowercase());
             }
         }
     }
