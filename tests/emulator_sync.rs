@@ -274,6 +274,10 @@ async fn users_delta_initial_changes_removed_and_expired() {
     assert_eq!(all.len(), 150);
     assert_eq!(pages, 2);
     assert!(all[0]["userPrincipalName"].is_string());
+    // The page size asked for on the first request is kept by the nextLinks.
+    let (small, _, small_pages) =
+        follow_delta(&e, "/users/delta?$select=displayName&$top=40").await;
+    assert_eq!((small.len(), small_pages), (150, 4));
     // No change: empty page with a new deltaLink.
     let (s, v) = e.get(&delta_link).await;
     assert_eq!(s, 200);

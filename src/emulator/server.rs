@@ -1012,6 +1012,9 @@ struct DeltaState {
     t: u64,
     /// `$select`.
     sel: Option<Vec<String>>,
+    /// Page size asked for on the first request (`$top` or `Prefer: odata.maxpagesize`).
+    #[serde(default)]
+    n: Option<usize>,
 }
 
 fn encode_token<T: Serialize>(t: &T) -> String {
@@ -1471,6 +1474,7 @@ fn delta(
                 e: epoch,
                 t: now,
                 sel: q.select.clone(),
+                n: q.top,
             };
             return Ok(GraphResponse::json(
                 200,
@@ -1489,6 +1493,7 @@ fn delta(
             c: None,
             t: now,
             sel: q.select.clone().or(st.sel),
+            n: q.top.or(st.n),
             ..st
         }
     } else if let Some(tok) = &q.skiptoken {
@@ -1504,9 +1509,10 @@ fn delta(
             e: epoch,
             t: now,
             sel: q.select.clone(),
+            n: q.top,
         }
     };
-    let top = q.top.unwrap_or(100);
+    let top = q.top.or(state.n).unwrap_or(100);
     let (value, more) = s.with_tenant(|t| {
         t.delta_page(kind, state.s, state.c.as_deref(), top, state.sel.as_deref())
     });
