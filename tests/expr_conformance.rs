@@ -1158,8 +1158,14 @@ const CASES: &[(char, &str, X)] = &[
         M(&["SMTP:john.doe@contoso.com", " smtp:jd@contoso.com "]),
     ),
     ('a', r#"With($a,"x",With($b,$a & "y",$a & $b))"#, S("xxy")),
-    ('a', r#"$undefined"#, Fail("not defined")),
-    ('a', r#"With($a,1,$b)"#, Fail("not defined")),
+    ('a', r#"$undefined"#, Parse("not defined")),
+    (
+        'a',
+        r#"Select($item,[otherPhone],$other)"#,
+        Parse("$other is not defined"),
+    ),
+    ('a', r#"Select($item,$item,1)"#, Parse("not defined")),
+    ('a', r#"With($a,1,$b)"#, Parse("not defined")),
     // ---------- text: InStr / InStrRev ----------
     ('a', r#"InStr("The quick brown fox","quick")"#, I(5)),
     ('a', r#"InStr("repEated","e",3,vbBinaryCompare)"#, I(7)),

@@ -29,7 +29,7 @@ fn arg(args: &[Node], i: usize) -> Result<&Node, EvalError> {
 
 fn var_name(args: &[Node]) -> Result<&str, EvalError> {
     match args.first() {
-        Some(Node::Var(v)) => Ok(v.as_str()),
+        Some(Node::Var { name, .. }) => Ok(name.as_str()),
         _ => Err(rt("internal: the first argument must be a variable")),
     }
 }
@@ -94,7 +94,7 @@ impl<'a> Evaluator<'a> {
                 }
                 None => Err(rt(format!("unknown parameter %{p}%"))),
             },
-            Node::Var(name) => {
+            Node::Var { name, .. } => {
                 let v = self
                     .vars
                     .iter()

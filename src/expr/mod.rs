@@ -177,3 +177,118 @@ impl Expression {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::datetime::{format_dotnet, from_filetime, parse_cdate, to_filetime};
+    use super::*;
+
+    struct Empty;
+    impl EvalContext for Empty {
+        fn attribute(&self, _name: &str) -> &[Value] {
+            &[]
+        }
+        fn parameter(&self, _name: &str) -> Option<String> {
+            None
+        }
+    }
+
+    fn eval(src: &str) -> Result<FlowValue, String> {
+        Expression::parse(src)
+            .map_err(|e| e.render("t"))?
+            .evaluate(&Empty)
+            .map_err(|e| e.message)
+    }
+
+    #[test]
+    fn three_levels_left_to_right() {
+        assert_eq!(eval("2+3*4"), Ok(FlowValue::Values(vec![Value::Int(20)])));
+        assert_eq!(eval("5-2*3"), Ok(FlowValue::Values(vec![Value::Int(9)])));
+        // Comparisons bind looser than arithmetic, && / || looser than comparisons.
+        match Expression::parse("1+1=2 || 3=4").map(|e| e.root().clone()) {
+            Ok(Node::Binary { op: Op::Or, l, r }) => {
+                assert!(matches!(*l, Node::Binary { op: Op::Eq, .. }));
+                assert!(matches!(*r, Node::Binary { op: Op::Eq, .. }));
+            }
+            other => panic!("unexpected tree {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hex_only_in_operand_position() {
+        assert_eq!(
+            eval("&H10 + 1"),
+            Ok(FlowValue::Values(vec![Value::Int(17)]))
+        );
+        assert_eq!(
+            eval("\"x\" & &H10"),
+            Ok(FlowValue::Values(vec![Value::Str("x16".into())]))
+        );
+        // After an operand, `&` is concatenation: `H10` is then an unknown name.
+        assert!(eval("\"x\" &H10").is_err_and(|e| e.contains("unknown identifier 'H10'")));
+    }
+
+    #[test]
+    fn functions_resolve_at_parse_time() {
+        match Expression::parse("Trim([x])").map(|e| e.root().clone()) {
+            Ok(Node::Call { f: Func::Trim, .. }) => {}
+            other => panic!("unexpected tree {other:?}"),
+        }
+        assert_eq!(Func::from_name("trim"), None);
+        assert_eq!(Func::Trim.name(), "Trim");
+        assert_eq!(Func::InStr.arity(), (2, 4));
+    }
+
+    #[test]
+    fn filetime_round_trip() {
+        let d = from_filetime(129_699_324_000_000_000).map_err(|e| e.message);
+        assert_eq!(
+            d.map(|d| d.to_rfc3339()),
+            Ok("2012-01-01T23:00:00+00:00".to_string())
+        );
+        let back = from_filetime(129_699_324_000_000_001).and_then(|d| to_filetime(&d));
+        assert_eq!(back.ok(), Some(129_699_324_000_000_001));
+        assert!(from_filetime(i64::MAX).is_ok());
+        // Far outside chrono's range: an error, not a panic.
+        let _ = from_filetime(i64::MIN);
+    }
+
+    #[test]
+    fn cdate_forms() {
+        let f = |s: &str| parse_cdate(s).map(|d| d.to_rfc3339());
+        assert_eq!(
+            f("2013-01-10 4:00 PM -8"),
+            Some("2013-01-11T00:00:00+00:00".into())
+        );
+        assert_eq!(
+            f("2013-01-10 16:00:30.5 +05:30"),
+            Some("2013-01-10T10:30:30.500+00:00".into())
+        );
+        assert_eq!(f("1/2/2003"), Some("2003-01-02T00:00:00+00:00".into()));
+        assert_eq!(f("2003-01-02 25:00"), None);
+        assert_eq!(f("2003-01-02 13:00 PM"), None);
+        assert_eq!(f(""), None);
+    }
+
+    #[test]
+    fn dotnet_formats() {
+        let d = parse_cdate("2014-09-05 08:14:53.1234567").unwrap_or_default();
+        assert_eq!(format_dotnet(&d, "yyyyMMddHHmmss.0Z"), "20140905081453.0Z");
+        assert_eq!(format_dotnet(&d, "fff"), "123");
+        assert_eq!(format_dotnet(&d, "ss.FFFFFFF"), "53.1234567");
+        assert_eq!(format_dotnet(&d, "hh tt"), "08 AM");
+        assert_eq!(format_dotnet(&d, "\\y yy"), "y 14");
+        assert_eq!(format_dotnet(&d, "d"), "09/05/2014");
+    }
+
+    #[test]
+    fn render_points_at_the_column() {
+        let e = Expression::parse("Left([sn], 2) & Foo()").err();
+        let text = e.map(|e| e.render("r")).unwrap_or_default();
+        assert!(text.contains("unknown function 'Foo'"), "{text}");
+        assert!(
+            text.ends_with(&format!("{}^", " ".repeat(2 + 16))),
+            "{text}"
+        );
+    }
+}

@@ -241,7 +241,12 @@ pub enum Node {
     /// `%name%`.
     Param(String),
     /// `$name`.
-    Var(String),
+    Var {
+        /// Variable name (without `$`).
+        name: String,
+        /// One-based column in the source.
+        col: usize,
+    },
     /// A function call.
     Call {
         /// The function.
@@ -277,9 +282,53 @@ pub fn parse(src: &str) -> Result<Node, ExprError> {
     }
     let (node, _) = p.expr(0)?;
     match p.peek() {
-        Tok::Eof => Ok(node),
+        Tok::Eof => {
+            let mut scope = Vec::new();
+            check_scope(&node, &mut scope).map_err(|(col, name)| {
+                p.err(
+                    col,
+                    format!(
+                        "variable ${name} is not defined here (Select, Where and With define variables)"
+                    ),
+                )
+            })?;
+            Ok(node)
+        }
         Tok::RParen => Err(p.err(p.col(), "unbalanced ')'")),
         _ => Err(p.err(p.col(), "unexpected token: expected an operator or the end")),
+    }
+}
+
+/// Every `$variable` must be bound by an enclosing Select, Where or With.
+fn check_scope<'n>(node: &'n Node, scope: &mut Vec<&'n str>) -> Result<(), (usize, String)> {
+    match node {
+        Node::Var { name, col } => {
+            if scope.contains(&name.as_str()) {
+                Ok(())
+            } else {
+                Err((*col, name.clone()))
+            }
+        }
+        Node::Call {
+            f: Func::Select | Func::Where | Func::With,
+            args,
+        } => match args.as_slice() {
+            [Node::Var { name, .. }, source, body] => {
+                check_scope(source, scope)?;
+                scope.push(name.as_str());
+                let r = check_scope(body, scope);
+                scope.pop();
+                r
+            }
+            _ => Ok(()),
+        },
+        Node::Call { args, .. } => args.iter().try_for_each(|a| check_scope(a, scope)),
+        Node::Binary { l, r, .. } => {
+            check_scope(l, scope)?;
+            check_scope(r, scope)
+        }
+        Node::Neg(x) => check_scope(x, scope),
+        _ => Ok(()),
     }
 }
 
@@ -378,7 +427,7 @@ impl Parser<'_> {
             Tok::Hex(n) => Ok((Node::Int(n as i64), 1)),
             Tok::Attr(name) => Ok((Node::Attr { name, col: col + 1 }, 1)),
             Tok::Param(name) => Ok((Node::Param(name), 1)),
-            Tok::Var(name) => Ok((Node::Var(name), 1)),
+            Tok::Var(name) => Ok((Node::Var { name, col }, 1)),
             Tok::LParen => {
                 let (inner, d) = self.expr(nest + 1)?;
                 if !matches!(self.peek(), Tok::RParen) {
@@ -498,7 +547,7 @@ impl Parser<'_> {
             ));
         }
         if matches!(f, Func::Select | Func::Where | Func::With)
-            && !matches!(args.first(), Some(Node::Var(_)))
+            && !matches!(args.first(), Some(Node::Var { .. }))
         {
             return Err(self.err(
                 cols.first().copied().unwrap_or(col),
