@@ -447,7 +447,8 @@ impl CsvConnector {
                 Ok(lit) => text.push_str(lit),
                 Err(col) => {
                     let idx = col.unwrap_or(h.anchor);
-                    let cell = cells.get(idx).map(|c| c.trim()).unwrap_or("");
+                    // Raw cell: leading and trailing spaces are kept (and escaped).
+                    let cell = cells.get(idx).map(String::as_str).unwrap_or("");
                     let value = if h.cols[idx].1 {
                         cell.split(self.settings.multi_value_separator.as_str())
                             .map(str::trim)
@@ -456,7 +457,7 @@ impl CsvConnector {
                     } else {
                         cell
                     };
-                    if value.is_empty() {
+                    if value.trim().is_empty() {
                         return Err(self.err(
                             line,
                             format!(
