@@ -163,10 +163,8 @@ impl<'a> Evaluator<'a> {
                     let r = r?;
                     if f == Func::Select {
                         out.push(r);
-                    } else if to_bool(&r)? {
-                        if let Some(item) = item {
-                            out.push(item);
-                        }
+                    } else if let (true, Some(item)) = (to_bool(&r)?, item) {
+                        out.push(item);
                     }
                 }
                 make_multi(out)
