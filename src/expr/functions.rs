@@ -500,10 +500,7 @@ fn scalar<'a>(f: Func, args: &mut [Val<'a>]) -> Result<Val<'a>, EvalError> {
         }
         Func::CNum => {
             null_gives_null!();
-            match &a0 {
-                Val::Dt(d) => Val::Int(to_filetime(d)?),
-                other => Val::Int(to_int(other)?),
-            }
+            Val::Int(to_int(&a0)?)
         }
         Func::CRef => {
             null_gives_null!();
@@ -674,17 +671,16 @@ fn scalar<'a>(f: Func, args: &mut [Val<'a>]) -> Result<Val<'a>, EvalError> {
             };
             Val::Bool(if f == Func::IsPresent { !empty } else { empty })
         }
+        // IsNumeric and IsString tell whether CNum and CStr would succeed (as documented).
         Func::IsNumeric => Val::Bool(match &a0 {
-            Val::Int(_) => true,
-            Val::Str(s) => {
-                let t = s.trim();
-                parse_int(t).is_some()
-                    || (t.parse::<f64>().is_ok_and(f64::is_finite)
-                        && t.chars().any(|c| c.is_ascii_digit()))
-            }
+            Val::Int(_) | Val::Bool(_) => true,
+            Val::Str(s) => parse_int(s).is_some(),
             _ => false,
         }),
-        Func::IsString => Val::Bool(matches!(a0, Val::Str(_) | Val::Ref(_))),
+        Func::IsString => Val::Bool(matches!(
+            a0,
+            Val::Str(_) | Val::Ref(_) | Val::Int(_) | Val::Bool(_) | Val::Dt(_)
+        )),
         // ---- math ----
         Func::BitAnd | Func::BitOr => {
             let b = take(args, 1);
