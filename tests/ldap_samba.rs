@@ -479,3 +479,49 @@ fn ad_password_set_over_ldaps_then_bind_with_it() {
         Err(ConnectorError::Authentication(_))
     ));
 }
+
+#[test]
+fn ad_bulk_ou_with_a_large_group_imports_completely() {
+    if !support::require("samba", "ad_bulk_ou_with_a_large_group_imports_completely") {
+        return;
+    }
+    let dc = Samba::shared();
+    let n = support::samba::bulk_users();
+    let ou = format!("OU=Bulk,{BASE}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = settings(
+        dir.path(),
+        "ldap://127.0.0.1",
+        std::slice::from_ref(&ou),
+        1000,
+    );
+    s.attributes = [
+        "sAMAccountName",
+        "givenName",
+        "sn",
+        "mail",
+        "userPrincipalName",
+        "member",
+        "userAccountControl",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut c = AdConnector::new(s).expect("connector");
+    let t = std::time::Instant::now();
+    let mut out: Vec<ImportChange> = Vec::new();
+    c.full_import(&mut out).expect("full import");
+    let secs = t.elapsed().as_secs_f64();
+    let objs = upserts(&out);
+    assert_eq!(objs.len(), n + 1);
+    let group = objs
+        .iter()
+        .find(|o| o.object_type == "group")
+        .expect("group");
+    assert_eq!(group.values("member").len(), n);
+    println!(
+        "FIGURE samba full import: {n} users + a {n}-member group in {secs:.2} s ({:.0} objects/s); DC startup {:.1} s",
+        (n + 1) as f64 / secs,
+        dc.startup_secs
+    );
+}

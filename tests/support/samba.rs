@@ -21,6 +21,15 @@ pub const ADMIN_PW: &str = "Adm1n-Test-Pw!";
 /// Administrator bind name.
 pub const ADMIN: &str = "Administrator@corp.example.com";
 
+/// Users preloaded in `OU=Bulk` (and members of `CN=bulk-group`): `DIRSYNC_SAMBA_BULK_USERS`
+/// or 5,000.
+pub fn bulk_users() -> usize {
+    std::env::var("DIRSYNC_SAMBA_BULK_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000)
+}
+
 /// The shared DC.
 pub struct Samba {
     dir: PathBuf,
@@ -82,6 +91,25 @@ impl Samba {
             }
         }
         std::fs::write(&conf, fixed).expect("write smb.conf");
+        // Bulk data goes in through the local database while samba is stopped (LDAP adds of
+        // users run at about 35 per second).
+        let bulk = bulk_users();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/samba_bulk.py");
+        let out = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(&conf)
+            .arg(dir.join("private/sam.ldb"))
+            .arg(BASE)
+            .arg(bulk.to_string())
+            .output()
+            .expect("run samba_bulk.py");
+        assert!(
+            out.status.success(),
+            "bulk load failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        print!("{}", String::from_utf8_lossy(&out.stdout));
         std::fs::create_dir_all(dir.join("run")).expect("pid dir");
         assert!(
             !wait_for_port(389, Duration::from_millis(100)),
