@@ -5,7 +5,9 @@ use super::EvalError;
 use super::datetime::{date_add, format_dotnet, from_filetime, parse_cdate, to_filetime};
 use super::eval::Lane;
 use super::parser::Func;
-use super::value::{MAX_STR, Val, make_multi, parse_int, rt, str_ref, to_bool, to_int, to_str};
+use super::value::{
+    MAX_STR, MAX_VALUES, Val, make_multi, parse_int, rt, str_ref, to_bool, to_int, to_str,
+};
 use crate::model::{Dn, escape_dn_value};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -801,11 +803,13 @@ fn scalar<'a>(f: Func, args: &mut [Val<'a>]) -> Result<Val<'a>, EvalError> {
                 Some(l) => {
                     let l = usize::try_from(l).unwrap_or(usize::MAX);
                     s.splitn(l, delim.as_ref())
+                        .take(MAX_VALUES + 1)
                         .map(|p| owned(p.to_string()))
                         .collect()
                 }
                 None => s
                     .split(delim.as_ref())
+                    .take(MAX_VALUES + 1)
                     .map(|p| owned(p.to_string()))
                     .collect(),
             };
