@@ -4,7 +4,9 @@
 //! reads it, an export applies a batch of changes to it and rewrites it atomically as the new
 //! target state. Delta imports read a folder of change-record files
 //! ([`LdifSettings::changes_dir`]) in lexical file-name order; the watermark is the name of the
-//! last file applied.
+//! last file applied. A full import returns the name of the newest change file present (the
+//! empty string when the folder has none, `None` without a changes folder), so that the next
+//! delta starts after it.
 //!
 //! Attribute names compare case-insensitively (as in LDAP); values are typed by
 //! [`LdifSettings::attribute_types`] over built-in defaults (`member`, `manager` ... are
@@ -301,62 +303,46 @@ pub(crate) fn ci_key(attrs: &Attributes, name: &str) -> Option<String> {
     attrs.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
 }
 
-/// Whether two values are equal for an attribute of type `ty`: references compare as DNs,
-/// strings case-insensitively (LDAP's usual caseIgnoreMatch), the rest by their text form.
-pub(crate) fn values_match(a: &Value, b: &Value, ty: AttrType) -> bool {
-    if a == b {
-        return true;
-    }
-    match ty {
-        AttrType::Reference => {
-            let (ta, tb) = (a.to_text(), b.to_text());
-            match (Dn::parse(&ta), Dn::parse(&tb)) {
-                (Ok(x), Ok(y)) => x == y,
-                _ => ta.eq_ignore_ascii_case(&tb),
-            }
+/// The matching key of a value for an attribute of type `ty`: references compare as
+/// normalized DNs, strings case-insensitively (LDAP's usual caseIgnoreMatch), binary values
+/// by their bytes, the rest by their text form.
+pub(crate) fn value_key(v: &Value, ty: AttrType) -> String {
+    match (ty, v) {
+        (_, Value::Bin(_)) => format!("\u{0}bin:{}", v.to_text()),
+        (AttrType::Reference, _) => {
+            let t = v.to_text();
+            Dn::parse(&t)
+                .map(|d| d.normalized())
+                .unwrap_or_else(|_| t.to_lowercase())
         }
-        AttrType::String => match (a, b) {
-            (Value::Str(x), Value::Str(y)) => x.to_lowercase() == y.to_lowercase(),
-            _ => a.to_text() == b.to_text(),
-        },
-        _ => a.to_text() == b.to_text(),
+        (AttrType::String, _) => v.to_text().to_lowercase(),
+        _ => v.to_text(),
     }
 }
 
-/// Removes duplicate values (per [`values_match`] for small lists, exact equality for large).
+/// Whether two values are equal for an attribute of type `ty` (see [`value_key`]).
+#[cfg(test)]
+pub(crate) fn values_match(a: &Value, b: &Value, ty: AttrType) -> bool {
+    a == b || value_key(a, ty) == value_key(b, ty)
+}
+
+/// Removes duplicate values, keeping the first of each (see [`value_key`]).
 fn dedup_values(values: &mut Vec<Value>, ty: AttrType) {
-    if values.len() <= 64 {
-        let mut out: Vec<Value> = Vec::with_capacity(values.len());
-        for v in values.drain(..) {
-            if !out.iter().any(|o| values_match(o, &v, ty)) {
-                out.push(v);
-            }
-        }
-        *values = out;
-    } else {
-        let mut seen: HashSet<String> = HashSet::with_capacity(values.len());
-        values.retain(|v| {
-            let key = match ty {
-                AttrType::Reference => Dn::parse(&v.to_text())
-                    .map(|d| d.normalized())
-                    .unwrap_or_else(|_| v.to_text().to_lowercase()),
-                AttrType::String => v.to_text().to_lowercase(),
-                _ => format!("{v:?}"),
-            };
-            seen.insert(key)
-        });
-    }
+    let mut seen: HashSet<String> = HashSet::with_capacity(values.len());
+    values.retain(|v| seen.insert(value_key(v, ty)));
 }
 
 /// Adds values to an attribute (matched case-insensitively), skipping values present already.
+/// Linear in the number of values, so that one member added to a huge group stays cheap.
 pub(crate) fn add_values(attrs: &mut Attributes, name: &str, values: Vec<Value>, ty: AttrType) {
     if values.is_empty() {
         return;
     }
     let key = ci_key(attrs, name).unwrap_or_else(|| name.to_string());
     let entry = attrs.entry(key).or_default();
+    let mut present: HashSet<String> = entry.iter().map(|v| value_key(v, ty)).collect();
     for v in values {
-        if !entry.iter().any(|e| values_match(e, &v, ty)) {
+        if present.insert(value_key(&v, ty)) {
             entry.push(v);
         }
     }
@@ -371,8 +357,9 @@ pub(crate) fn remove_values(attrs: &mut Attributes, name: &str, values: &[Value]
         attrs.remove(&key);
         return;
     }
+    let gone: HashSet<String> = values.iter().map(|v| value_key(v, ty)).collect();
     if let Some(e) = attrs.get_mut(&key) {
-        e.retain(|v| !values.iter().any(|r| values_match(v, r, ty)));
+        e.retain(|v| !gone.contains(&value_key(v, ty)));
         if e.is_empty() {
             attrs.remove(&key);
         }
