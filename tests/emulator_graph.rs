@@ -1058,3 +1058,96 @@ async fn malformed_requests_get_odata_errors() {
         }
     }
 }
+
+#[tokio::test]
+async fn organization_domains_discovery_and_basic_auth() {
+    let e = env_with(EmulatorConfig {
+        domains: vec!["contoso.onmicrosoft.com".into(), "contoso.com".into()],
+        ..Default::default()
+    })
+    .await;
+    let (s, v) = e.get("/organization").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["value"][0]["id"], json!(e.h.tenant_id()));
+    assert_eq!(
+        v["value"][0]["verifiedDomains"].as_array().unwrap().len(),
+        2
+    );
+    let (_, v) = e.get("/domains").await;
+    assert_eq!(v["value"][0]["id"], json!("contoso.onmicrosoft.com"));
+    assert_eq!(v["value"][0]["isDefault"], json!(true));
+    // Unverified UPN domain.
+    let (s, v) = e.post("/users", user("x@fabrikam.com")).await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("verified domain")
+    );
+    assert_eq!(e.post("/users", user("x@contoso.com")).await.0, 201);
+    // Discovery document.
+    let r =
+        e.c.get(format!(
+            "{}/v2.0/.well-known/openid-configuration",
+            e.h.authority()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["token_endpoint"], json!(e.h.token_url()));
+    // client_secret_basic.
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"));
+    let r =
+        e.c.post(e.h.token_url())
+            .header("authorization", format!("Basic {basic}"))
+            .form_body(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    // 401 carries WWW-Authenticate.
+    let r =
+        e.c.get(format!("{}/users", e.h.graph_url()))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+}
+
+#[tokio::test]
+async fn deleted_items_are_paged() {
+    let e = env().await;
+    for i in 0..5 {
+        let id =
+            e.h.seed(ObjectKind::User, user(&format!("del{i}@contoso.com")))
+                .unwrap();
+        assert_eq!(e.delete(&format!("/users/{id}")).await.0, 204);
+    }
+    let (_, v) = e
+        .get("/directory/deletedItems/microsoft.graph.user?$top=2")
+        .await;
+    assert_eq!(v["value"].as_array().unwrap().len(), 2);
+    let mut next = v["@odata.nextLink"].as_str().unwrap().to_string();
+    let mut total = 2;
+    loop {
+        let (_, v) = e.get(&next).await;
+        total += v["value"].as_array().unwrap().len();
+        match v["@odata.nextLink"].as_str() {
+            Some(n) => next = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(total, 5);
+}

@@ -293,6 +293,10 @@ pub(crate) async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, Emul
     });
     let app = Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token_handler))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            axum::routing::get(openid_configuration),
+        )
         .fallback(graph_handler)
         .with_state(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -376,16 +380,49 @@ fn decode_b64url_json(s: &str) -> Option<Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// OpenID Connect discovery document of the emulated authority (subset).
+async fn openid_configuration(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+) -> Response {
+    let tid = s.with_tenant(|t| t.tenant_id.clone());
+    let base = &s.base_url;
+    json_response(
+        200,
+        &json!({
+            "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "issuer": format!("{base}/{tid}/v2.0"),
+            "tenant_region_scope": "WW",
+            "grant_types_supported": ["client_credentials"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }),
+        &[],
+    )
+}
+
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 async fn token_handler(
     State(s): State<Arc<Shared>>,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: HashMap<String, String> = parse_query_pairs(&String::from_utf8_lossy(&body))
+    let mut form: HashMap<String, String> = parse_query_pairs(&String::from_utf8_lossy(&body))
         .into_iter()
         .collect();
+    // client_secret_basic: Authorization: Basic base64(urlencode(id):urlencode(secret)).
+    if let Some(basic) =
+        header_str(&headers, "authorization").and_then(|a| a.strip_prefix("Basic "))
+        && let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(basic.trim())
+        && let Some((id, secret)) = String::from_utf8_lossy(&raw).split_once(':')
+    {
+        form.entry("client_id".into())
+            .or_insert_with(|| percent_decode(id));
+        form.entry("client_secret".into())
+            .or_insert_with(|| percent_decode(secret));
+    }
     let tenant_ok = s.with_tenant(|t| {
         tenant.eq_ignore_ascii_case(&t.tenant_id)
             || t.domains.iter().any(|d| d.eq_ignore_ascii_case(&tenant))
@@ -925,7 +962,13 @@ fn handle_graph(
     };
     let caller = match s.authenticate(headers) {
         Ok(c) => c,
-        Err(e) => return GraphResponse::from_error(&e, rid, crid),
+        Err(e) => {
+            let e = e.with_header(
+                "WWW-Authenticate",
+                "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"",
+            );
+            return GraphResponse::from_error(&e, rid, crid);
+        }
     };
     if rel == "$batch" || rel == "%24batch" {
         if method != "POST" {
@@ -1281,21 +1324,35 @@ fn dispatch(
                 _ => return Err(GraphError::bad_request(format!("Unsupported type '{typ}' for deleted items."))),
             };
             s.with_tenant(|t| {
-                let value: Vec<Value> = t
+                let cursor = page_cursor(&q)?;
+                let top = q.top.unwrap_or(100);
+                let lower = match cursor.as_deref() {
+                    Some(c) => std::ops::Bound::Excluded(c),
+                    None => std::ops::Bound::Unbounded,
+                };
+                let mut items: Vec<_> = t
                     .deleted
-                    .values()
+                    .range::<str, _>((lower, std::ops::Bound::Unbounded))
+                    .map(|(_, o)| o)
                     .filter(|o| o.kind == kind)
                     .filter(|o| q.filter.as_ref().is_none_or(|f| f.matches(&o.id, &o.props)))
+                    .take(top + 1)
+                    .collect();
+                let more = items.len() > top;
+                items.truncate(top);
+                let value: Vec<Value> = items
+                    .iter()
                     .map(|o| {
                         let mut m = Tenant::render(o, q.select.as_deref(), false);
                         m.insert("deletedDateTime".into(), o.props.get("deletedDateTime").cloned().unwrap_or(Value::Null));
                         Value::Object(m)
                     })
                     .collect();
-                Ok(GraphResponse::json(
-                    200,
-                    json!({"@odata.context": format!("{base}/v1.0/$metadata#directoryObjects/{typ}"), "value": value}),
-                ))
+                let mut out = json!({"@odata.context": format!("{base}/v1.0/$metadata#directoryObjects/{typ}"), "value": value});
+                if more && let Some(last) = items.last() {
+                    out["@odata.nextLink"] = json!(next_link(base, &format!("directory/deletedItems/{typ}"), &q, &last.id));
+                }
+                Ok(GraphResponse::json(200, out))
             })
         }
         ["directory", "deletedItems", id] => match method {
@@ -1323,6 +1380,27 @@ fn dispatch(
                 Ok(GraphResponse::json(200, Value::Object(m)))
             })
         }
+        ["organization"] if method == "GET" => s.with_tenant(|t| {
+            Ok(GraphResponse::json(
+                200,
+                json!({
+                    "@odata.context": context_url(base, "organization", None),
+                    "value": [{
+                        "id": t.tenant_id,
+                        "displayName": "dirsync emulated tenant",
+                        "onPremisesSyncEnabled": null,
+                        "verifiedDomains": domains_json(t),
+                    }]
+                }),
+            ))
+        }),
+        ["domains"] if method == "GET" => s.with_tenant(|t| {
+            let value: Vec<Value> = domains_json(t)
+                .into_iter()
+                .map(|d| json!({"id": d["name"], "isDefault": d["isDefault"], "isInitial": d["isInitial"], "isVerified": true}))
+                .collect();
+            Ok(GraphResponse::json(200, json!({"@odata.context": context_url(base, "domains", None), "value": value})))
+        }),
         ["applications"] if method == "GET" => s.with_tenant(|t| {
             let value: Vec<Value> = t
                 .applications
@@ -1378,6 +1456,23 @@ fn dispatch(
             format!("Resource not found for the segment '{}'.", segs.first().copied().unwrap_or("")),
         )),
     }
+}
+
+fn domains_json(t: &Tenant) -> Vec<Value> {
+    let mut names: Vec<String> = t.domains.clone();
+    if !names
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(&t.default_domain))
+    {
+        names.insert(0, t.default_domain.clone());
+    }
+    names
+        .iter()
+        .map(|n| {
+            let default = n.eq_ignore_ascii_case(&t.default_domain);
+            json!({"name": n, "isDefault": default, "isInitial": n.ends_with(".onmicrosoft.com") && default, "type": "Managed", "capabilities": "Email, OfficeCommunicationsOnline"})
+        })
+        .collect()
 }
 
 fn expand_manager(t: &Tenant, o: &super::tenant::DirObject, m: &mut Map<String, Value>) {
