@@ -20,6 +20,28 @@
 //!   functions that work on whole lists (Count, Item, Join, Contains, ...) receive the list.
 //!
 //! The certificate functions (`Cert*`, `IsCert`) are not implemented.
+//!
+//! Choices where the reference is silent (each pinned by a conformance case):
+//! - NULL: most functions given NULL return NULL (so `Trim([absent])` contributes nothing);
+//!   Left, Right, Mid, Word, PadLeft and PadRight return `""` as documented; Len gives 0;
+//!   `NULL & "x"` is `"x"`; arithmetic with NULL is NULL; `=` is true only for NULL = NULL,
+//!   `<>` is true against NULL, and the ordering operators are false.
+//! - Conversions are lenient where unambiguous: numeric strings are numbers, `"True"`/`"False"`
+//!   are booleans, numbers and booleans are strings (`True`/`False`); a binary value is never
+//!   silently a string (use ConvertToBase64 or StringFromGuid).
+//! - Per-value application zips multi-valued arguments of equal length and repeats
+//!   single values; lists of different lengths are an error. `IIF` with a multi-valued
+//!   condition picks per value (`IIF(InStr([proxyAddresses],"SIP:")=1,NULL,[proxyAddresses])`).
+//! - `Switch` evaluates every condition but only the chosen value (so `True, Error("...")`
+//!   works as the documented example intends).
+//! - `IsBitSet(value, flag)` is true when all bits of `flag` are set in `value`.
+//! - `Word` skips empty words between consecutive delimiters.
+//! - `StringFromGuid` and `GUID()` give the lowercase hyphenated form without braces.
+//! - `FormatDateTime` uses .NET custom format strings (invariant culture), where `mm` is
+//!   minutes and `MM` months.
+//! - `CBin` turns strings into their UTF-8 bytes and numbers into 8 little-endian bytes.
+//! - Guards: at most 100 levels of nesting (parse error), 4 MiB per string, 1 Mi values per
+//!   list, 256 MiB built and 10 M steps per evaluation (runtime errors).
 
 mod datetime;
 mod eval;
