@@ -352,7 +352,11 @@ fn delta_import_applies_every_change_type_and_composes() {
     assert!(c.capabilities().delta_import);
 
     let (objs, wm) = import(&mut c).unwrap();
-    assert_eq!(wm.as_deref(), Some(""), "no change file yet: start before every file");
+    assert_eq!(
+        wm.as_deref(),
+        Some(""),
+        "no change file yet: start before every file"
+    );
     let mut cs = Cs::default();
     cs.apply(objs.into_iter().map(ImportChange::Upsert).collect());
 
@@ -843,4 +847,23 @@ fn binary_anchor_and_object_type_mapping() {
     assert_eq!(objs[0].object_type, "computer");
     assert_eq!(objs[0].values("userAccountControl"), &[Value::Int(4096)]);
     assert_eq!(objs[1].object_type, "device");
+}
+
+#[test]
+fn add_records_in_a_content_file_and_file_urls_inside_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("photo.jpg"), [0xffu8, 0xd8, 0xff]).unwrap();
+    std::fs::write(
+        dir.path().join("d.ldif"),
+        "version: 1\ndn: cn=a,dc=x\nchangetype: add\nobjectClass: person\ncn: a\nentryUUID: a\njpegPhoto:< file://photo.jpg\n",
+    )
+    .unwrap();
+    let mut c = LdifConnector::new(LdifSettings::new("d.ldif"), dir.path()).unwrap();
+    let (objs, _) = import(&mut c).unwrap();
+    assert_eq!(objs.len(), 1);
+    assert_eq!(
+        objs[0].values("jpegPhoto"),
+        &[Value::Bin(vec![0xff, 0xd8, 0xff])]
+    );
+    assert_eq!(objs[0].object_type, "user");
 }

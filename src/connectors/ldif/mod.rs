@@ -521,11 +521,12 @@ impl LdifConnector {
         let mut seen_anchors: HashMap<String, usize> = HashMap::new();
         for rec in reader {
             let rec = rec?;
-            let RecordBody::Content(avs) = rec.body else {
+            // `changetype: add` records (ldapadd input) are entries too.
+            let (RecordBody::Content(avs) | RecordBody::Add(avs)) = rec.body else {
                 return Err(input_error(
                     &file,
                     rec.line,
-                    "change record (changetype) in a content file",
+                    "change record (changetype: modify/delete/modrdn) in a content file",
                 ));
             };
             let obj = self

@@ -309,12 +309,26 @@ impl<R: BufRead> LdifReader<R> {
         } else {
             self.url_base.join(path)
         };
-        std::fs::read(&path).map_err(|e| {
+        let cannot = |e: std::io::Error| {
             self.err(
                 line,
                 format!("attribute '{name}': cannot read {}: {e}", path.display()),
             )
-        })
+        };
+        // Only files inside the LDIF file's folder: a change file dropped by someone else must
+        // not pull arbitrary local files (keys, passwords) into the directory.
+        let real = path.canonicalize().map_err(cannot)?;
+        let base = self.url_base.canonicalize().map_err(cannot)?;
+        if !real.starts_with(&base) {
+            return Err(self.err(
+                line,
+                format!(
+                    "attribute '{name}': {} is outside the folder of the LDIF file",
+                    path.display()
+                ),
+            ));
+        }
+        std::fs::read(&real).map_err(cannot)
     }
 
     fn text_of(&self, line: usize, name: &str, value: RawValue) -> Result<String, ConnectorError> {
