@@ -1063,6 +1063,7 @@ async fn malformed_requests_get_odata_errors() {
 async fn organization_domains_discovery_and_basic_auth() {
     let e = env_with(EmulatorConfig {
         domains: vec!["contoso.onmicrosoft.com".into(), "contoso.com".into()],
+        federated_domains: vec!["corp.contoso.com".into()],
         ..Default::default()
     })
     .await;
@@ -1071,7 +1072,7 @@ async fn organization_domains_discovery_and_basic_auth() {
     assert_eq!(v["value"][0]["id"], json!(e.h.tenant_id()));
     assert_eq!(
         v["value"][0]["verifiedDomains"].as_array().unwrap().len(),
-        2
+        3
     );
     let (_, v) = e.get("/domains").await;
     assert_eq!(v["value"][0]["id"], json!("contoso.onmicrosoft.com"));
@@ -1086,6 +1087,16 @@ async fn organization_domains_discovery_and_basic_auth() {
             .contains("verified domain")
     );
     assert_eq!(e.post("/users", user("x@contoso.com")).await.0, 201);
+    // A federated domain needs onPremisesImmutableId on create.
+    let (s, v) = e.post("/users", user("fed@corp.contoso.com")).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        v["error"]["message"],
+        json!("A value is required for property 'onPremisesImmutableId' of resource 'User'.")
+    );
+    let mut fed = user("fed@corp.contoso.com");
+    fed["onPremisesImmutableId"] = json!("iGhmiAEBERG7uxI0VniQqw==");
+    assert_eq!(e.post("/users", fed).await.0, 201);
     // Discovery document.
     let r =
         e.c.get(format!(

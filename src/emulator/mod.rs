@@ -165,6 +165,9 @@ pub struct EmulatorConfig {
     pub tenant_id: String,
     /// Verified domains; empty accepts any UPN domain.
     pub domains: Vec<String>,
+    /// Federated domains (also accepted as UPN domains): creating a user with a UPN in one of
+    /// them requires `onPremisesImmutableId`, as documented for Graph.
+    pub federated_domains: Vec<String>,
     /// Registered applications.
     pub apps: Vec<AppRegistration>,
     /// Access token lifetime (Entra: about an hour).
@@ -191,6 +194,7 @@ impl Default for EmulatorConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             tenant_id: DEFAULT_TENANT_ID.to_string(),
             domains: Vec::new(),
+            federated_domains: Vec::new(),
             apps: vec![AppRegistration::with_secret(
                 DEFAULT_CLIENT_ID,
                 DEFAULT_CLIENT_SECRET,

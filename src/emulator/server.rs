@@ -249,6 +249,18 @@ pub(crate) async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, Emul
         }
         _ => Tenant::new(&config.tenant_id, config.domains.clone()),
     };
+    for f in &config.federated_domains {
+        if !tenant
+            .federated_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(f))
+        {
+            tenant.federated_domains.push(f.clone());
+        }
+        if !tenant.domains.is_empty() && !tenant.domains.iter().any(|d| d.eq_ignore_ascii_case(f)) {
+            tenant.domains.push(f.clone());
+        }
+    }
     for app in &config.apps {
         if !tenant
             .applications
@@ -298,6 +310,7 @@ pub(crate) async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, Emul
             axum::routing::get(openid_configuration),
         )
         .fallback(graph_handler)
+        .layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024))
         .with_state(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let saver_shared = shared.clone();

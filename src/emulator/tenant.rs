@@ -176,6 +176,9 @@ pub struct Tenant {
     /// Domain used for generated mail addresses.
     #[serde(default)]
     pub default_domain: String,
+    /// Federated domains: users with a UPN in one of them need `onPremisesImmutableId`.
+    #[serde(default)]
+    pub federated_domains: Vec<String>,
     /// Tenant change counter.
     pub seq: u64,
     /// Live objects by id.
@@ -654,6 +657,22 @@ impl Tenant {
                 .unwrap_or("");
             if pw.is_empty() {
                 return Err(GraphError::required("passwordProfile.password", "User"));
+            }
+            let federated = props
+                .get("userPrincipalName")
+                .and_then(Value::as_str)
+                .and_then(|u| u.rsplit_once('@'))
+                .is_some_and(|(_, d)| {
+                    self.federated_domains
+                        .iter()
+                        .any(|f| f.eq_ignore_ascii_case(d))
+                });
+            if federated
+                && props
+                    .get("onPremisesImmutableId")
+                    .is_none_or(Value::is_null)
+            {
+                return Err(GraphError::required("onPremisesImmutableId", "User"));
             }
         }
         if let Some(Value::String(mail)) = props.get("mail").cloned()
