@@ -202,9 +202,7 @@ impl ImportSink for Applier<'_> {
             self.error = Some(e);
             return Err(ConnectorError::Protocol(msg));
         }
-        if self.seen % 10_000 == 0 {
-            crash_point("import.batch");
-        }
+        crash_point("import.object");
         Ok(())
     }
 }

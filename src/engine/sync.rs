@@ -183,6 +183,7 @@ impl SyncRun<'_> {
             if let Some(o) = store::cs_get(c, *id)? {
                 self.link_phase(c, o, &mut affected)?;
             }
+            crash_point("sync.link");
         }
         let mut queue: VecDeque<i64> = affected.iter().copied().collect();
         let mut done: BTreeSet<i64> = BTreeSet::new();
@@ -193,6 +194,7 @@ impl SyncRun<'_> {
             // Objects returned here reference something that just became resolvable (a new
             // target object): evaluate them again even when done already. Each object is
             // provisioned once, so this terminates.
+            crash_point("sync.metaverse");
             for extra in self.mv_phase(c, m)? {
                 done.remove(&extra);
                 queue.push_back(extra);
