@@ -452,11 +452,9 @@ async fn fault_injection_503_latency_and_dropped_connections() {
 async fn state_persists_across_restart() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tenant.json");
-    let cfg = EmulatorConfig {
-        state_file: Some(file.clone()),
-        ..Default::default()
-    };
+    let cfg = EmulatorConfig::on_port(0).with_state_file(&file);
     let e = env_with(cfg.clone()).await;
+    assert!(e.h.local_addr().is_some_and(|a| a.port() != 0));
     let (s, _, v) = e.post("/users", user("persist@contoso.com")).await;
     assert_eq!(s, 201);
     let id = v["id"].as_str().unwrap().to_string();

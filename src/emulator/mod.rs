@@ -211,6 +211,22 @@ impl Default for EmulatorConfig {
     }
 }
 
+impl EmulatorConfig {
+    /// The default configuration listening on `127.0.0.1:port` (0 = a free port).
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the state file (loaded at start, saved on change and at shutdown).
+    pub fn with_state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(path.into());
+        self
+    }
+}
+
 /// Entry point of the emulator.
 pub struct Emulator;
 
@@ -254,6 +270,12 @@ impl EmulatorHandle {
     /// Base URL, e.g. `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+    /// The socket address the emulator listens on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.base_url
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
     }
     /// Graph root, `{base}/v1.0`.
     pub fn graph_url(&self) -> String {
