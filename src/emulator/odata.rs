@@ -392,7 +392,11 @@ struct Parser {
     toks: Vec<Tok>,
     pos: usize,
     text: String,
+    depth: usize,
 }
+
+/// Maximum parenthesis nesting in `$filter` (guards the recursive parser).
+const MAX_FILTER_DEPTH: usize = 32;
 
 impl Parser {
     fn bad(&self) -> GraphError {
@@ -443,8 +447,15 @@ impl Parser {
     fn primary(&mut self) -> Result<Filter, GraphError> {
         match self.next() {
             Some(Tok::LParen) => {
+                self.depth += 1;
+                if self.depth > MAX_FILTER_DEPTH {
+                    return Err(GraphError::unsupported_query(
+                        "Unsupported Query. The $filter expression is nested too deeply.",
+                    ));
+                }
                 let f = self.or_expr()?;
                 self.expect(Tok::RParen)?;
+                self.depth -= 1;
                 Ok(f)
             }
             Some(Tok::Ident(w)) if self.peek() == Some(&Tok::LParen) => {
@@ -527,6 +538,7 @@ impl Filter {
             toks,
             pos: 0,
             text: text.to_string(),
+            depth: 0,
         };
         let f = p.or_expr()?;
         if p.pos != p.toks.len() {
@@ -624,6 +636,8 @@ mod tests {
         );
         assert!(Filter::parse("displayName eq").is_err());
         assert!(Filter::parse("displayName gt 'a'").is_err());
+        let deep = format!("{}id eq '1'{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(Filter::parse(&deep).is_err());
     }
 
     #[test]
