@@ -10,6 +10,7 @@ pub mod connectors;
 pub mod emulator;
 pub mod engine;
 pub mod expr;
+pub mod ffi;
 pub mod model;
 pub mod rules;
 pub mod store;

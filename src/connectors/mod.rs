@@ -222,6 +222,12 @@ pub trait Connector: Send {
         sink: &mut dyn ImportSink,
     ) -> Result<Watermark, ConnectorError>;
 
+    /// How many requests one `export` call should carry. File connectors rewrite their whole
+    /// target per call and want everything at once; network connectors keep batches small.
+    fn export_batch_size(&self) -> usize {
+        500
+    }
+
     /// Writes a batch of changes; one result per request, in any order.
     fn export(&mut self, batch: &[ExportRequest]) -> Result<Vec<ExportResult>, ConnectorError>;
 }

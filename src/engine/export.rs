@@ -11,8 +11,6 @@ use crate::model::{AttributeChange, Attributes, Dn};
 use crate::store::{self, StoreError};
 use std::collections::HashMap;
 
-const EXPORT_BATCH: usize = 500;
-
 /// The state setting that records an admin's confirmation of deletes above the threshold.
 const CONFIRM_KEY: &str = "confirm_deletes";
 
@@ -81,7 +79,7 @@ impl Engine {
         let mut conn = build_connector(&self.config, connector)?;
         let total = pending.len() as u64;
         let mut done = 0u64;
-        for chunk in pending.chunks(EXPORT_BATCH) {
+        for chunk in pending.chunks(conn.export_batch_size().max(1)) {
             self.check_cancel()?;
             let mut requests = Vec::with_capacity(chunk.len());
             let mut by_id = HashMap::new();

@@ -247,7 +247,7 @@ impl SyncRun<'_> {
                 o.mv_id = None;
                 o.link = None;
                 o.link_rule = None;
-                store::cs_update(c, &o)?;
+                store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
                 self.counters.disconnects += 1;
             }
             affected.insert(mv);
@@ -263,7 +263,7 @@ impl SyncRun<'_> {
                     LinkKind::Joined
                 });
                 o.link_rule = Some(jr.name.clone());
-                store::cs_update(c, &o)?;
+                store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
                 self.counters.joins += 1;
                 affected.insert(mv);
                 self.queue_cs_referrers(c, &o, affected)?;
@@ -283,7 +283,7 @@ impl SyncRun<'_> {
                 o.mv_id = Some(mv);
                 o.link = Some(LinkKind::Projected);
                 o.link_rule = Some(pr.name.clone());
-                store::cs_update(c, &o)?;
+                store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
                 self.counters.projections += 1;
                 affected.insert(mv);
                 self.queue_cs_referrers(c, &o, affected)?;
@@ -390,7 +390,7 @@ impl SyncRun<'_> {
                     l.mv_id = None;
                     l.link = None;
                     l.link_rule = None;
-                    store::cs_update(c, &l)?;
+                    store::cs_set_link(c, l.id, l.mv_id, l.link, l.link_rule.as_deref())?;
                 }
             }
             more.extend(store::mv_referrers(c, m)?);
@@ -539,7 +539,7 @@ impl SyncRun<'_> {
                 l.mv_id = None;
                 l.link = None;
                 l.link_rule = None;
-                store::cs_update(c, l)?;
+                store::cs_set_link(c, l.id, l.mv_id, l.link, l.link_rule.as_deref())?;
                 store::pending_clear(c, l.id)?;
                 self.counters.disconnects += 1;
             }
@@ -564,7 +564,7 @@ impl SyncRun<'_> {
                     if unlink {
                         l.mv_id = None;
                         l.link = None;
-                        store::cs_update(c, l)?;
+                        store::cs_set_link(c, l.id, l.mv_id, l.link, l.link_rule.as_deref())?;
                     }
                 }
                 self.counters.deprovisions += 1;
@@ -720,7 +720,7 @@ impl SyncRun<'_> {
                         LinkKind::Joined
                     });
                     o.link_rule = Some(jr.name.clone());
-                    store::cs_update(c, &o)?;
+                    store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
                     self.counters.joins += 1;
                     return Ok(Some(o));
                 }
@@ -814,11 +814,8 @@ impl SyncRun<'_> {
             match val {
                 Value::Ref(id) => {
                     let Ok(mid) = id.parse::<i64>() else { continue };
-                    if let Some(t) = store::cs_by_mv(c, mid)?
-                        .into_iter()
-                        .find(|x| x.connector_id == tid)
-                    {
-                        out.push(Value::Ref(t.dn.to_string()));
+                    if let Some(dn) = store::cs_dn_by_mv(c, mid, tid)? {
+                        out.push(Value::Ref(dn));
                     }
                 }
                 other => out.push(other),

@@ -423,6 +423,28 @@ pub fn cs_link_by_dn(
         .optional()?)
 }
 
+/// The DN of the object a metaverse object is linked to in a connector (for reference resolution).
+pub fn cs_dn_by_mv(c: &Connection, mv_id: i64, connector_id: i64) -> Result<Option<String>> {
+    let mut st =
+        c.prepare_cached("SELECT dn FROM cs_object WHERE mv_id=?1 AND connector_id=?2 LIMIT 1")?;
+    Ok(st
+        .query_row(params![mv_id, connector_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Changes only the metaverse link of a connector-space object.
+pub fn cs_set_link(
+    c: &Connection,
+    id: i64,
+    mv_id: Option<i64>,
+    link: Option<LinkKind>,
+    rule: Option<&str>,
+) -> Result<()> {
+    c.prepare_cached("UPDATE cs_object SET mv_id=?2, link=?3, link_rule=?4 WHERE id=?1")?
+        .execute(params![id, mv_id, link.map(LinkKind::as_str), rule])?;
+    Ok(())
+}
+
 /// Objects strictly below a DN.
 pub fn cs_descendants(c: &Connection, connector_id: i64, dn: &Dn) -> Result<Vec<CsObject>> {
     let suffix = format!("%,{}", dn.normalized());

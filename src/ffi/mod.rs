@@ -1,0 +1,1 @@
+//! The C ABI (`dirsync_*` functions). Placeholder until implemented (issue 6).
