@@ -106,6 +106,21 @@ enum Command {
         #[command(subcommand)]
         what: MvCommand,
     },
+    /// Run the bundled sample end to end: initial cycle, a change set, a delta cycle.
+    Quickstart {
+        /// Working folder (created; an existing quickstart folder is reset).
+        #[arg(long, default_value = "dirsync-quickstart")]
+        dir: PathBuf,
+    },
+    /// Run the Microsoft Graph tenant emulator (an offline Entra tenant) until Ctrl+C.
+    Emulator {
+        /// TCP port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 8950)]
+        port: u16,
+        /// JSON file the tenant is loaded from and saved to.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -172,6 +187,8 @@ enum CliError {
     Config(#[from] dirsync::config::ConfigError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Emulator(#[from] dirsync::emulator::EmulatorError),
     #[error("{0}")]
     Other(String),
 }
@@ -248,6 +265,15 @@ fn print_runs(cli: &Cli, runs: &[RunRecord]) -> Result<(), CliError> {
 
 fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
+        Command::Quickstart { dir } => quickstart(cli, dir),
+        Command::Emulator { port, state } => {
+            let mut cfg = dirsync::emulator::EmulatorConfig::on_port(*port);
+            if let Some(s) = state {
+                cfg = cfg.with_state_file(s);
+            }
+            dirsync::emulator::run_blocking(cfg)?;
+            Ok(())
+        }
         Command::Init { template, force } => {
             if cli.config.exists() && !force {
                 return Err(CliError::Other(format!(
@@ -349,7 +375,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             println!("metaverse objects: {}", st.metaverse_objects);
             for c in &st.connectors {
                 println!(
-                    "connector {:<16} objects={:<8} connectors={:<8} pending-sync={:<6} pending-export={:<6} (add {}, update {}, delete {})",
+                    "connector {:<16} objects={:<8} joined={:<8} pending-sync={:<6} pending-export={:<6} (add {}, update {}, delete {})",
                     c.name,
                     c.objects,
                     c.joined,
@@ -438,5 +464,131 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+    }
+}
+
+/// The bundled sample: (relative path, content).
+const SAMPLE: &[(&str, &str)] = &[
+    (
+        "dirsync.toml",
+        include_str!("../../examples/sample/dirsync.toml"),
+    ),
+    ("corp.ldif", include_str!("../../examples/sample/corp.ldif")),
+    ("hr.csv", include_str!("../../examples/sample/hr.csv")),
+];
+
+/// The bundled change set applied before the delta cycle.
+const SAMPLE_CHANGES: &[(&str, &str)] = &[(
+    "changes/corp/0001-changes.ldif",
+    include_str!("../../examples/sample/changes/corp/0001-changes.ldif"),
+)];
+
+fn write_files(dir: &std::path::Path, files: &[(&str, &str)]) -> Result<(), CliError> {
+    for (name, text) in files {
+        let p = dir.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| CliError::Other(format!("{}: {e}", parent.display())))?;
+        }
+        std::fs::write(&p, text).map_err(|e| CliError::Other(format!("{}: {e}", p.display())))?;
+    }
+    Ok(())
+}
+
+fn quickstart(cli: &Cli, dir: &std::path::Path) -> Result<(), CliError> {
+    let marker = dir.join(".dirsync-quickstart");
+    if dir.exists() {
+        if !marker.exists() {
+            return Err(CliError::Other(format!(
+                "{} exists and is not a quickstart folder; choose another --dir",
+                dir.display()
+            )));
+        }
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| CliError::Other(format!("{}: {e}", dir.display())))?;
+    }
+    std::fs::create_dir_all(dir.join("changes/corp"))
+        .map_err(|e| CliError::Other(format!("{}: {e}", dir.display())))?;
+    std::fs::write(&marker, "")
+        .map_err(|e| CliError::Other(format!("{}: {e}", marker.display())))?;
+    write_files(dir, SAMPLE)?;
+    let config = dir.join("dirsync.toml");
+    let sub = Cli {
+        config: config.clone(),
+        json: cli.json,
+        command: Command::Status,
+    };
+    println!("== dirsync quickstart in {}", dir.display());
+    println!("== 1. initial cycle, dry run (import and sync, no export): the plan");
+    {
+        let mut e = open(&sub)?;
+        e.cycle(
+            CyclePolicy::Initial,
+            &RunOptions {
+                dry_run: true,
+                ..RunOptions::default()
+            },
+        )?;
+        let plan = e.plan()?;
+        println!(
+            "{} adds, {} updates, {} deletes pending; first objects:",
+            plan.summary.adds, plan.summary.updates, plan.summary.deletes
+        );
+        let mut short = plan.clone();
+        short.objects.truncate(3);
+        print!("{}", short.to_table());
+    }
+    println!("== 2. initial cycle: the exports");
+    run(&Cli {
+        command: Command::Cycle {
+            initial: true,
+            dry_run: false,
+            confirm_deletes: false,
+            allow_empty_import: false,
+        },
+        ..sub_clone(&sub)
+    })?;
+    println!(
+        "== 3. change set applied (new hire, surname change, disabled account, group change); delta cycle, dry run: the plan"
+    );
+    write_files(dir, SAMPLE_CHANGES)?;
+    {
+        let mut e = open(&sub)?;
+        e.cycle(
+            CyclePolicy::Delta,
+            &RunOptions {
+                dry_run: true,
+                ..RunOptions::default()
+            },
+        )?;
+        print!("{}", e.plan()?.to_table());
+    }
+    println!("== 4. delta cycle: the exports");
+    run(&Cli {
+        command: Command::Cycle {
+            initial: false,
+            dry_run: false,
+            confirm_deletes: false,
+            allow_empty_import: false,
+        },
+        ..sub_clone(&sub)
+    })?;
+    println!(
+        "== 5. status (dirsync --config {} status)",
+        config.display()
+    );
+    run(&sub)?;
+    println!(
+        "target directory: {}",
+        dir.join("state/target.ldif").display()
+    );
+    Ok(())
+}
+
+fn sub_clone(c: &Cli) -> Cli {
+    Cli {
+        config: c.config.clone(),
+        json: c.json,
+        command: Command::Status,
     }
 }
