@@ -242,10 +242,38 @@ pub fn build(
         serde_json::from_value(v).map_err(|e| ConnectorError::Config(e.to_string()))
     }
     match kind {
-        "ldif" => Ok(Box::new(ldif::LdifConnector::new(parse(settings)?, base_dir)?)),
-        "csv" => Ok(Box::new(csv::CsvConnector::new(parse(settings)?, base_dir)?)),
+        "ldif" => Ok(Box::new(ldif::LdifConnector::new(
+            parse(settings)?,
+            base_dir,
+        )?)),
+        "csv" => Ok(Box::new(csv::CsvConnector::new(
+            parse(settings)?,
+            base_dir,
+        )?)),
+        "ldap" => {
+            let mut s: ldap::LdapSettings = parse(settings)?;
+            resolve_connection_paths(&mut s.connection, base_dir);
+            Ok(Box::new(ldap::LdapConnector::new(s)?))
+        }
+        "ad" => {
+            let mut s: ldap::AdSettings = parse(settings)?;
+            resolve_connection_paths(&mut s.connection, base_dir);
+            Ok(Box::new(ldap::AdConnector::new(s)?))
+        }
         other => Err(ConnectorError::Config(format!(
-            "unknown connector type '{other}' (known: ldif, csv)"
+            "unknown connector type '{other}' (known: ldif, csv, ldap, ad)"
         ))),
+    }
+}
+
+/// Relative CA and password file paths in LDAP settings resolve against the configuration folder.
+fn resolve_connection_paths(c: &mut ldap::ConnectionSettings, base_dir: &std::path::Path) {
+    for p in [&mut c.ca_file, &mut c.bind_password_file]
+        .into_iter()
+        .flatten()
+    {
+        if p.is_relative() {
+            *p = base_dir.join(&*p);
+        }
     }
 }
