@@ -387,8 +387,9 @@ fn server_killed_during_import_fails_clearly_and_next_run_completes() {
     ) {
         return;
     }
-    let mut slapd = Slapd::start();
-    slapd.add(&people_ldif(0, 60));
+    // Enough entries that the kill lands while pages are still being read (the reader runs
+    // ahead of the sink by a few thousand entries).
+    let mut slapd = Slapd::start_with_bulk(8000);
     let dir = tempfile::tempdir().expect("tmp");
     let mut c = LdapConnector::new(settings(&slapd, dir.path(), "")).expect("connector");
     let mut sink = KillingSink {
@@ -405,7 +406,7 @@ fn server_killed_during_import_fails_clearly_and_next_run_completes() {
     let mut out: Vec<ImportChange> = Vec::new();
     let wm = c.full_import(&mut out).expect("the next run completes");
     assert!(wm.is_some());
-    assert_eq!(out.len(), 60);
+    assert_eq!(out.len(), 8000);
 }
 
 #[test]
@@ -423,4 +424,101 @@ fn wrong_password_is_an_authentication_error() {
     let err = c.full_import(&mut out).expect_err("must fail");
     assert!(matches!(err, ConnectorError::Authentication(_)), "{err:?}");
     assert!(!err.to_string().contains("not-the-password"));
+}
+
+/// A sink that only counts.
+struct Count(usize);
+
+impl ImportSink for Count {
+    fn push(&mut self, _change: ImportChange) -> Result<(), ConnectorError> {
+        self.0 += 1;
+        Ok(())
+    }
+}
+
+/// Benchmark (run with `--ignored`): dirsync's full import against `ldapsearch` dumping the same
+/// entries with the same page size, in the same run. `DIRSYNC_BENCH_ENTRIES` (default 100,000).
+#[test]
+#[ignore = "benchmark: cargo test --release --test ldap_openldap -- --ignored --nocapture"]
+fn bench_full_import_against_ldapsearch() {
+    if !support::require("slapd", "bench_full_import_against_ldapsearch") {
+        return;
+    }
+    let n: usize = std::env::var("DIRSYNC_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let t = std::time::Instant::now();
+    let slapd = Slapd::start_with_bulk(n);
+    println!("loaded {n} entries in {:.1} s", t.elapsed().as_secs_f64());
+    let page = 500;
+    let attrs = [
+        "uid",
+        "cn",
+        "sn",
+        "givenName",
+        "mail",
+        "telephoneNumber",
+        "description",
+    ];
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut s = settings(&slapd, dir.path(), "");
+    s.page_size = page;
+    s.attributes = attrs.iter().map(|a| a.to_string()).collect();
+    s.partitions[0].base = format!("ou=people,{SUFFIX}");
+    s.partitions[0].exclude.clear();
+    let mut c = LdapConnector::new(s).expect("connector");
+    let run_ldapsearch = || {
+        let t = std::time::Instant::now();
+        let out = std::process::Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-LLL",
+                "-H",
+                &slapd.url(),
+                "-D",
+                ROOT_DN,
+                "-w",
+                ROOT_PW,
+            ])
+            .args([
+                "-b",
+                &format!("ou=people,{SUFFIX}"),
+                "-E",
+                &format!("pr={page}/noprompt"),
+            ])
+            .arg("(|(objectClass=inetOrgPerson)(objectClass=groupOfNames))")
+            .args(attrs)
+            .arg("entryUUID")
+            .arg("objectClass")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("ldapsearch");
+        assert!(status_ok(out));
+        t.elapsed().as_secs_f64()
+    };
+    let mut run_dirsync = || {
+        let t = std::time::Instant::now();
+        let mut sink = Count(0);
+        c.full_import(&mut sink).expect("import");
+        assert_eq!(sink.0, n);
+        t.elapsed().as_secs_f64()
+    };
+    // Warm the server cache once, then alternate and keep the best of three.
+    run_ldapsearch();
+    let mut best_ls = f64::MAX;
+    let mut best_ds = f64::MAX;
+    for _ in 0..3 {
+        best_ls = best_ls.min(run_ldapsearch());
+        best_ds = best_ds.min(run_dirsync());
+    }
+    println!(
+        "FIGURE openldap full import of {n} entries, page size {page}: dirsync {best_ds:.2} s ({:.0}/s), ldapsearch {best_ls:.2} s, ratio {:.2}",
+        n as f64 / best_ds,
+        best_ds / best_ls
+    );
+}
+
+fn status_ok(s: std::process::ExitStatus) -> bool {
+    s.success()
 }

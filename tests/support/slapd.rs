@@ -23,6 +23,12 @@ pub struct Slapd {
 impl Slapd {
     /// Starts a fresh server with the base entry and `ou=people`, `ou=groups`, `ou=other`.
     pub fn start() -> Slapd {
+        Self::start_with_bulk(0)
+    }
+
+    /// Like [`Slapd::start`], with `n` people loaded offline by `slapadd` before the start
+    /// (`uid=p<i>,ou=people`).
+    pub fn start_with_bulk(n: usize) -> Slapd {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("db")).expect("db dir");
         let d = dir.path().display();
@@ -46,18 +52,39 @@ impl Slapd {
              overlay syncprov\n"
         );
         std::fs::write(dir.path().join("slapd.conf"), conf).expect("write slapd.conf");
+        let mut ldif = format!(
+            "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
+             dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
+             dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n\
+             dn: ou=other,{SUFFIX}\nobjectClass: organizationalUnit\nou: other\n\n"
+        );
+        for i in 0..n {
+            ldif.push_str(&format!(
+                "dn: uid=p{i},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: p{i}\ncn: Person {i}\n\
+                 sn: Surname{i}\ngivenName: Given{i}\nmail: p{i}@example.org\n\
+                 telephoneNumber: +1 555 {i:07}\ndescription: bulk entry number {i}\n\n"
+            ));
+        }
+        std::fs::write(dir.path().join("base.ldif"), ldif).expect("write LDIF");
+        let out = Command::new("slapadd")
+            .arg("-q")
+            .arg("-f")
+            .arg(dir.path().join("slapd.conf"))
+            .arg("-l")
+            .arg(dir.path().join("base.ldif"))
+            .output()
+            .expect("run slapadd");
+        assert!(
+            out.status.success(),
+            "slapadd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut s = Slapd {
             dir,
             port: 0,
             child: None,
         };
         s.launch(super::free_port());
-        s.add(&format!(
-            "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
-             dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
-             dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n\
-             dn: ou=other,{SUFFIX}\nobjectClass: organizationalUnit\nou: other\n"
-        ));
         s
     }
 

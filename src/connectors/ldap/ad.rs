@@ -275,6 +275,22 @@ impl AdConnector {
         })
     }
 
+    /// The connection (for checks that need raw searches).
+    pub fn client_mut(&mut self) -> &mut LdapClient {
+        &mut self.client
+    }
+
+    /// Base DNs of the partitions (the default naming context when none was configured and the
+    /// rootDSE has been read).
+    pub fn partition_bases(&self) -> Vec<String> {
+        self.partitions.iter().map(|p| p.base.to_string()).collect()
+    }
+
+    /// The current DirSync cookie of a partition (also a test of the DirSync right).
+    pub fn dirsync_cookie(&mut self, base: &str) -> Result<Vec<u8>, ConnectorError> {
+        self.current_cookie(base)
+    }
+
     /// Reads the rootDSE (and remembers it).
     pub fn root_dse(&mut self) -> Result<RootDse, ConnectorError> {
         let attrs: Vec<String> = [
@@ -805,7 +821,11 @@ fn ad_object(
         if name.eq_ignore_ascii_case("mS-DS-ConsistencyGuid") {
             consistency = vals.first().cloned();
         }
-        let mut values: Vec<Value> = vals.iter().map(|v| codec.decode(name, v)).collect();
+        let ty = codec.type_of(name);
+        let mut values: Vec<Value> = vals
+            .iter()
+            .map(|v| ValueCodec::decode_as(ty, name, v))
+            .collect();
         // References to deleted objects are hidden, as Windows AD does.
         values.retain(|v| !matches!(v, Value::Ref(r) if r.contains("\\0ADEL:")));
         if !values.is_empty() {

@@ -533,7 +533,8 @@ fn parse_message(tag: StructureTag, controls: Vec<RawControl>) -> Option<SearchM
                 return None;
             };
             let mut it = parts.into_iter();
-            let dn = String::from_utf8_lossy(&primitive(it.next()?)?).into_owned();
+            let dn = String::from_utf8(primitive(it.next()?)?)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             let mut attrs = Vec::new();
             if let Some(PL::C(list)) = it.next().map(|t| t.payload) {
                 for pa in list {
@@ -542,7 +543,8 @@ fn parse_message(tag: StructureTag, controls: Vec<RawControl>) -> Option<SearchM
                     let Some(name) = p.next().and_then(primitive) else {
                         continue;
                     };
-                    let name = String::from_utf8_lossy(&name).into_owned();
+                    let name = String::from_utf8(name)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                     let vals = match p.next().map(|t| t.payload) {
                         Some(PL::C(vs)) => vs.into_iter().filter_map(primitive).collect(),
                         _ => Vec::new(),

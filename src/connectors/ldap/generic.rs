@@ -107,16 +107,22 @@ impl ValueCodec {
 
     /// The configured type of an attribute (None: string or binary by content).
     pub fn type_of(&self, name: &str) -> Option<AttrType> {
-        let base = name.split(';').next().unwrap_or(name).to_ascii_lowercase();
-        if self.binary.contains(&base) || self.binary.contains(&name.to_ascii_lowercase()) {
+        let lower = name.to_ascii_lowercase();
+        let base = lower.split(';').next().unwrap_or(&lower);
+        if self.binary.contains(base) || self.binary.contains(&lower) {
             return Some(AttrType::Binary);
         }
-        self.types.get(&base).copied()
+        self.types.get(base).copied()
     }
 
     /// Decodes one wire value.
     pub fn decode(&self, name: &str, raw: &[u8]) -> Value {
-        match self.type_of(name) {
+        Self::decode_as(self.type_of(name), name, raw)
+    }
+
+    /// Decodes one wire value with the attribute's type already looked up.
+    pub fn decode_as(ty: Option<AttrType>, name: &str, raw: &[u8]) -> Value {
+        match ty {
             Some(AttrType::Binary) => Value::Bin(raw.to_vec()),
             Some(ty) => match std::str::from_utf8(raw) {
                 Ok(text) => Value::parse_as(text, ty).unwrap_or_else(|e| {
@@ -129,6 +135,18 @@ impl ValueCodec {
                 Ok(text) => Value::Str(text.to_string()),
                 Err(_) => Value::Bin(raw.to_vec()),
             },
+        }
+    }
+
+    /// Decodes one wire value, taking ownership (no copy for strings and binaries).
+    pub fn decode_owned(ty: Option<AttrType>, name: &str, raw: Vec<u8>) -> Value {
+        match ty {
+            Some(AttrType::Binary) => Value::Bin(raw),
+            None => match String::from_utf8(raw) {
+                Ok(text) => Value::Str(text),
+                Err(e) => Value::Bin(e.into_bytes()),
+            },
+            Some(_) => Self::decode_as(ty, name, &raw),
         }
     }
 
@@ -149,6 +167,9 @@ pub fn uuid_text(bytes: &[u8]) -> Option<String> {
     let b: [u8; 16] = bytes.try_into().ok()?;
     Some(uuid::Uuid::from_bytes(b).hyphenated().to_string())
 }
+
+/// Entries handed from the reader thread to the converter at once.
+const IMPORT_BATCH: usize = 256;
 
 /// The delta watermark of the generic connector.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -190,9 +211,8 @@ impl EntryMapper {
     }
 
     /// Converts an entry; `Ok(None)` when it is not an object this connector manages
-    /// (the scope is not checked here).
-    pub fn to_object(&self, e: &RawEntry) -> Result<Option<Object>, ConnectorError> {
-        let dn = Dn::parse(&e.dn).map_err(|err| ConnectorError::Protocol(err.to_string()))?;
+    /// (the scope is not checked here). Values are moved, not copied.
+    pub fn to_object(&self, e: RawEntry) -> Result<Option<Object>, ConnectorError> {
         let Some(ty) = e.values("objectClass").and_then(|c| self.object_type(c)) else {
             return Ok(None);
         };
@@ -207,13 +227,18 @@ impl EntryMapper {
                 return Ok(None);
             }
         };
+        let dn = Dn::parse(&e.dn).map_err(|err| ConnectorError::Protocol(err.to_string()))?;
         let mut obj = Object::new(Some(anchor), dn, &ty);
-        for (name, vals) in &e.attrs {
+        for (name, vals) in e.attrs {
             if vals.is_empty() || name.eq_ignore_ascii_case("modifyTimestamp") {
                 continue;
             }
-            let values: Vec<Value> = vals.iter().map(|v| self.codec.decode(name, v)).collect();
-            obj.attributes.insert(name.clone(), values);
+            let ty = self.codec.type_of(&name);
+            let values: Vec<Value> = vals
+                .into_iter()
+                .map(|v| ValueCodec::decode_owned(ty, &name, v))
+                .collect();
+            obj.attributes.insert(name, values);
         }
         Ok(Some(obj))
     }
@@ -346,7 +371,8 @@ impl LdapConnector {
                 filter::escape_filter_value(ts)
             );
         }
-        let attrs = self.requested_attributes(true);
+        let timestamps = self.settings.delta == DeltaMethod::ModifyTimestamp;
+        let attrs = self.requested_attributes(timestamps);
         let page = self.settings.page_size;
         let map = &self.map;
         let client = &mut self.client;
@@ -354,28 +380,65 @@ impl LdapConnector {
         let mut count = 0u64;
         for p in &map.partitions {
             let base = p.base.to_string();
-            let pages = client.search_paged(
-                &base,
-                Scope::Subtree,
-                &filter,
-                &attrs,
-                page,
-                &[],
-                &mut |e| {
-                    if let Some(ts) = e.first_text("modifyTimestamp") {
-                        if max_ts.as_deref().is_none_or(|m| ts.as_str() > m) {
-                            max_ts = Some(ts);
+            // The search (network and BER decoding) runs on a helper thread and hands over
+            // batches of entries; this thread converts them and feeds the sink.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<RawEntry>>(8);
+            let pages = std::thread::scope(|scope| -> Result<u32, ConnectorError> {
+                let (filter, attrs, base) = (&filter, &attrs, &base);
+                let client = &mut *client;
+                let reader = scope.spawn(move || {
+                    let mut batch: Vec<RawEntry> = Vec::with_capacity(IMPORT_BATCH);
+                    let r = client.search_paged(
+                        base,
+                        Scope::Subtree,
+                        filter,
+                        attrs,
+                        page,
+                        &[],
+                        &mut |e| {
+                            batch.push(e);
+                            if batch.len() >= IMPORT_BATCH {
+                                let full =
+                                    std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
+                                tx.send(full).map_err(|_| ConnectorError::Cancelled)?;
+                            }
+                            Ok(())
+                        },
+                    );
+                    if r.is_ok() && !batch.is_empty() {
+                        let _ = tx.send(batch);
+                    }
+                    r
+                });
+                let mut consumer = || -> Result<(), ConnectorError> {
+                    for batch in rx.iter() {
+                        for e in batch {
+                            if timestamps {
+                                if let Some(ts) = e.first_text("modifyTimestamp") {
+                                    if max_ts.as_deref().is_none_or(|m| ts.as_str() > m) {
+                                        max_ts = Some(ts);
+                                    }
+                                }
+                            }
+                            if let Some(obj) = map.to_object(e)? {
+                                if p.in_scope(&obj.dn) {
+                                    count += 1;
+                                    sink.push(ImportChange::Upsert(obj))?;
+                                }
+                            }
                         }
                     }
-                    match map.to_object(&e)? {
-                        Some(obj) if p.in_scope(&obj.dn) => {
-                            count += 1;
-                            sink.push(ImportChange::Upsert(obj))
-                        }
-                        _ => Ok(()),
-                    }
-                },
-            )?;
+                    Ok(())
+                };
+                let consumed = consumer();
+                // On a consumer error the receiver is dropped here and the reader stops.
+                drop(rx);
+                let read = reader.join().map_err(|_| {
+                    ConnectorError::Protocol("the LDAP reader thread panicked".into())
+                })?;
+                consumed?;
+                read
+            })?;
             tracing::info!(base = %base, pages, objects = count, "LDAP partition imported");
         }
         Ok(max_ts)
@@ -501,7 +564,7 @@ impl LdapConnector {
             let mut deleted: HashSet<String> = HashSet::new();
             for c in pending {
                 match c {
-                    Pending::Upsert(raw) => match self.map.to_object(&raw)? {
+                    Pending::Upsert(raw) => match self.map.to_object(raw)? {
                         Some(obj) if p.in_scope(&obj.dn) => {
                             if let Some(a) = &obj.anchor {
                                 upserted.insert(a.clone());

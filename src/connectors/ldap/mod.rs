@@ -8,6 +8,7 @@ pub mod ber;
 pub mod connection;
 pub mod filter;
 pub mod generic;
+pub mod permissions;
 pub mod settings;
 
 pub use ad::AdConnector;
