@@ -38,12 +38,24 @@ pub struct Samba {
     pub startup_secs: f64,
 }
 
-static DC: OnceLock<Samba> = OnceLock::new();
+static DC: OnceLock<Result<Samba, String>> = OnceLock::new();
 
 impl Samba {
-    /// The DC of this test binary, provisioned and started on first use.
+    /// The DC of this test binary, provisioned and started on first use. A failed start is
+    /// reported to every test without trying again.
     pub fn shared() -> &'static Samba {
-        DC.get_or_init(Samba::start)
+        let dc = DC.get_or_init(|| {
+            std::panic::catch_unwind(Samba::start).map_err(|e| {
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown failure".into())
+            })
+        });
+        match dc {
+            Ok(dc) => dc,
+            Err(e) => panic!("the Samba AD DC could not be started: {e}"),
+        }
     }
 
     fn start() -> Samba {
