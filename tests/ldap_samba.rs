@@ -525,3 +525,121 @@ fn ad_bulk_ou_with_a_large_group_imports_completely() {
         dc.startup_secs
     );
 }
+
+#[test]
+fn ad_writeback_creates_tagged_groups_writes_consistency_guid_and_permissions_are_reported() {
+    if !support::require(
+        "samba",
+        "ad_writeback_creates_tagged_groups_writes_consistency_guid_and_permissions_are_reported",
+    ) {
+        return;
+    }
+    let dc = Samba::shared();
+    let ou = dc.fresh_ou("Writeback");
+    dc.add(&user_ldif("wb user", &ou, "wbuser"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut c = AdConnector::new(settings(
+        dir.path(),
+        "ldap://127.0.0.1",
+        std::slice::from_ref(&ou),
+        100,
+    ))
+    .expect("connector");
+    let mut full: Vec<ImportChange> = Vec::new();
+    c.full_import(&mut full).expect("full");
+    let user = upserts(&full).pop().expect("user");
+    let user_anchor = user.anchor.clone().expect("anchor");
+
+    // Write back a cloud group into the OU and a consistency GUID on the user.
+    let cloud_guid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+    let mut g = dirsync::model::Attributes::new();
+    g.insert("objectClass".into(), vec!["group".into()]);
+    g.insert("sAMAccountName".into(), vec!["wb-cloud-group".into()]);
+    g.insert("member".into(), vec![Value::Ref(user.dn.to_string())]);
+    let res = c
+        .export(&[
+            ExportRequest {
+                id: 1,
+                object_type: "group".into(),
+                anchor: None,
+                dn: Dn::parse(&format!("CN=wb cloud group,{ou}")).expect("dn"),
+                operation: ExportOperation::Add { attributes: g },
+            },
+            ExportRequest {
+                id: 2,
+                object_type: "user".into(),
+                anchor: Some(user_anchor.clone()),
+                dn: user.dn.clone(),
+                operation: ExportOperation::Update {
+                    changes: vec![AttributeChange::Replace {
+                        name: "mS-DS-ConsistencyGuid".into(),
+                        values: vec![Value::Str(cloud_guid.into())],
+                    }],
+                    new_dn: None,
+                },
+            },
+        ])
+        .expect("export");
+    assert!(
+        res.iter()
+            .all(|r| matches!(r.outcome, ExportOutcome::Success { .. })),
+        "{res:?}"
+    );
+    let text = support::ldap_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            "ldap://127.0.0.1",
+            "-D",
+            ADMIN,
+            "-w",
+            ADMIN_PW,
+            "-b",
+            &ou,
+            "(sAMAccountName=wb-cloud-group)",
+            "adminDescription",
+            "member",
+        ],
+        "",
+    );
+    assert!(
+        text.contains("adminDescription: DirSyncWriteback"),
+        "{text}"
+    );
+    assert!(text.contains("member: CN=wb user"), "{text}");
+
+    // Re-import: the written-back group is not taken as AD-sourced; the user's sourceAnchor
+    // now comes from the consistency GUID.
+    let mut again: Vec<ImportChange> = Vec::new();
+    c.full_import(&mut again).expect("full again");
+    let objs = upserts(&again);
+    assert_eq!(objs.len(), 1, "{objs:#?}");
+    let u = &objs[0];
+    let cg = dirsync::connectors::ldap::ad::guid_bytes(cloud_guid).expect("guid");
+    assert_eq!(u.values("mS-DS-ConsistencyGuid"), &[Value::Bin(cg.clone())]);
+    assert_eq!(
+        u.first_text("sourceAnchor"),
+        Some(dirsync::connectors::ldap::ad::immutable_id(&cg))
+    );
+    assert_eq!(u.anchor.as_deref(), Some(user_anchor.as_str()));
+
+    // Permission report for the administrator: everything present.
+    let report = dirsync::connectors::ldap::permissions::test_permissions(&mut c, Some(&ou))
+        .expect("permission check");
+    assert_eq!(report.dc, DC_NAME);
+    assert!(report.all_present(), "{report:#?}");
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.right.starts_with("DirSync on"))
+    );
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.right.starts_with("reset passwords"))
+    );
+}

@@ -16,8 +16,8 @@ use super::filter;
 use super::generic::{Partition, ValueCodec, export_request, read_anchor};
 use super::settings::AdSettings;
 use crate::connectors::{
-    Capabilities, Connector, ConnectorError, ConnectorSpaceView, ExportOutcome, ExportRequest,
-    ExportResult, ImportChange, ImportSink, Watermark,
+    Capabilities, Connector, ConnectorError, ConnectorSpaceView, ExportOperation, ExportOutcome,
+    ExportRequest, ExportResult, ImportChange, ImportSink, Watermark,
 };
 use crate::model::{AttrType, AttributeDef, Dn, Object, ObjectTypeDef, Schema, Value};
 use base64::Engine as _;
@@ -366,6 +366,7 @@ impl AdConnector {
             "objectClass",
             "mS-DS-ConsistencyGuid",
             "userAccountControl",
+            "adminDescription",
         ] {
             if !a.iter().any(|x| x.eq_ignore_ascii_case(extra)) {
                 a.push(extra.to_string());
@@ -403,12 +404,7 @@ impl AdConnector {
         if e.attrs.iter().any(|(n, _)| parse_range(n).is_some()) {
             self.complete_ranges(&mut e)?;
         }
-        ad_object(
-            &e,
-            &self.types,
-            &self.codec,
-            self.settings.use_consistency_guid,
-        )
+        ad_object(&e, &self.types, &self.codec, &self.settings)
     }
 
     /// Fetches the remaining ranges of ranged attributes and merges them.
@@ -789,14 +785,23 @@ fn ad_object(
     e: &RawEntry,
     types: &[String],
     codec: &ValueCodec,
-    use_consistency_guid: bool,
+    settings: &AdSettings,
 ) -> Result<Option<Object>, ConnectorError> {
+    let use_consistency_guid = settings.use_consistency_guid;
     let Some(ty) = e
         .values("objectClass")
         .and_then(|c| AdConnector::object_type(c, types))
     else {
         return Ok(None);
     };
+    if !settings.import_writeback_objects
+        && !settings.writeback_tag.is_empty()
+        && e.first_text("adminDescription")
+            .is_some_and(|d| d.starts_with(&settings.writeback_tag))
+    {
+        tracing::debug!(dn = %e.dn, "object written back by dirsync not imported");
+        return Ok(None);
+    }
     let Some(guid) = e.values("objectGUID").and_then(|v| v.first()).cloned() else {
         tracing::warn!(dn = %e.dn, "entry without objectGUID skipped");
         return Ok(None);
@@ -947,7 +952,7 @@ impl Connector for AdConnector {
             let mut deferred: Vec<RawEntry> = Vec::new();
             let types = &self.types;
             let codec = &self.codec;
-            let use_cg = self.settings.use_consistency_guid;
+            let settings = &self.settings;
             let pages = self.client.search_paged(
                 &base,
                 Scope::Subtree,
@@ -960,7 +965,7 @@ impl Connector for AdConnector {
                         deferred.push(e);
                         return Ok(());
                     }
-                    if let Some(obj) = ad_object(&e, types, codec, use_cg)? {
+                    if let Some(obj) = ad_object(&e, types, codec, settings)? {
                         if p.in_scope(&obj.dn) {
                             total += 1;
                             sink.push(ImportChange::Upsert(obj))?;
@@ -1006,7 +1011,27 @@ impl Connector for AdConnector {
 
     fn export(&mut self, batch: &[ExportRequest]) -> Result<Vec<ExportResult>, ConnectorError> {
         let mut out = Vec::with_capacity(batch.len());
+        let tag = self.settings.writeback_tag.clone();
         for req in batch {
+            // Objects dirsync creates carry the writeback tag.
+            let tagged;
+            let req = match &req.operation {
+                ExportOperation::Add { attributes }
+                    if !tag.is_empty()
+                        && !attributes
+                            .keys()
+                            .any(|k| k.eq_ignore_ascii_case("adminDescription")) =>
+                {
+                    let mut attributes = attributes.clone();
+                    attributes.insert("adminDescription".into(), vec![Value::Str(tag.clone())]);
+                    tagged = ExportRequest {
+                        operation: ExportOperation::Add { attributes },
+                        ..req.clone()
+                    };
+                    &tagged
+                }
+                _ => req,
+            };
             let outcome = export_request(&mut self.client, req, &ad_encode, &mut |client, dn| {
                 read_anchor(client, dn, "objectGUID", &|raw| {
                     guid_text(raw).unwrap_or_else(|| B64.encode(raw))

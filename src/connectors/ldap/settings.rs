@@ -166,8 +166,19 @@ pub struct AdSettings {
     /// Use `mS-DS-ConsistencyGuid` (when set) instead of `objectGUID` for the `sourceAnchor` attribute.
     #[serde(default = "default_true")]
     pub use_consistency_guid: bool,
+    /// Value written to `adminDescription` on the objects dirsync creates in AD (writeback),
+    /// so that they are recognised as written back.
+    #[serde(default = "default_writeback_tag")]
+    pub writeback_tag: String,
+    /// Import objects whose `adminDescription` starts with `writeback_tag`. Off by default:
+    /// what dirsync wrote back is never taken as AD-sourced.
+    #[serde(default)]
+    pub import_writeback_objects: bool,
 }
 
+fn default_writeback_tag() -> String {
+    "DirSyncWriteback".to_string()
+}
 fn default_true() -> bool {
     true
 }
