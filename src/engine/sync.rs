@@ -126,36 +126,26 @@ impl Engine {
             tx.commit().map_err(store::StoreError::from)?;
             crash_point("sync.marked");
         }
+        let names = store::connector_names(self.store.conn())?;
+        let ids: HashMap<String, i64> = names.iter().map(|(k, v)| (v.clone(), *k)).collect();
+        let mv_join_attrs = self.rules.mv_join_attributes();
+        // Pass 1: joins and projections for every pending object, so that references between
+        // objects of this run resolve in pass 2 whatever their order. Idempotent.
+        let pending = store::cs_pending_ids(self.store.conn(), cid)?;
+        for chunk in pending.chunks(BATCH) {
+            self.check_cancel()?;
+            let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
+            self.in_transaction(|c| run.link_pass(c, chunk))?;
+            counters.add(&run.counters);
+        }
+        // Pass 2: metaverse recompute and outbound for every pending object.
         let pending = store::cs_pending_ids(self.store.conn(), cid)?;
         let total = pending.len() as u64;
-        let names = store::connector_names(self.store.conn())?;
-        let ids = names.iter().map(|(k, v)| (v.clone(), *k)).collect();
         let mut processed = 0u64;
         for chunk in pending.chunks(BATCH) {
             self.check_cancel()?;
-            let mut run = SyncRun {
-                engine: self,
-                names: names.clone(),
-                ids: HashMap::clone(&ids),
-                mv_join_attrs: self.rules.mv_join_attributes(),
-                counters: StepCounters::default(),
-                errors: Vec::new(),
-            };
-            // The transaction borrows the store mutably; the run only needs the rules and config.
-            let conn = self.store.conn();
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            let res = run.batch(conn, chunk);
-            match res {
-                Ok(()) => {
-                    crash_point("sync.before_commit");
-                    conn.execute_batch("COMMIT")?;
-                    crash_point("sync.after_commit");
-                }
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e);
-                }
-            }
+            let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
+            self.in_transaction(|c| run.batch(c, chunk))?;
             counters.add(&run.counters);
             for (obj, msg) in run.errors {
                 counters.errors.push(history::ObjectError {
@@ -176,6 +166,58 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Runs `f` in an immediate transaction on the state connection.
+    fn in_transaction(&self, f: impl FnOnce(&Connection) -> Result<()>) -> Result<()> {
+        let conn = self.store.conn();
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(conn) {
+            Ok(()) => {
+                crash_point("sync.before_commit");
+                conn.execute_batch("COMMIT")?;
+                crash_point("sync.after_commit");
+                Ok(())
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<'e> SyncRun<'e> {
+    fn new(
+        engine: &'e Engine,
+        names: &BTreeMap<i64, String>,
+        ids: &HashMap<String, i64>,
+        mv_join_attrs: &[String],
+    ) -> Self {
+        SyncRun {
+            engine,
+            names: names.clone(),
+            ids: ids.clone(),
+            mv_join_attrs: mv_join_attrs.to_vec(),
+            counters: StepCounters::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Pass 1: link (join/project/disconnect) live objects; deletions wait for pass 2.
+    fn link_pass(&mut self, c: &Connection, chunk: &[i64]) -> Result<()> {
+        let mut affected = BTreeSet::new();
+        for id in chunk {
+            if let Some(o) = store::cs_get(c, *id)? {
+                if !o.deleted {
+                    self.link_phase(c, o, &mut affected)?;
+                }
+            }
+            crash_point("sync.link");
+        }
+        Ok(())
+    }
+}
+
 impl SyncRun<'_> {
     fn batch(&mut self, c: &Connection, chunk: &[i64]) -> Result<()> {
         let mut affected: BTreeSet<i64> = BTreeSet::new();
@@ -184,6 +226,11 @@ impl SyncRun<'_> {
                 self.link_phase(c, o, &mut affected)?;
             }
             crash_point("sync.link");
+        }
+        // Cleared before the metaverse phase (same transaction): objects of this batch count
+        // as evaluated when referrers are requeued below.
+        for id in chunk {
+            store::cs_set_sync_pending(c, *id, false)?;
         }
         let mut queue: VecDeque<i64> = affected.iter().copied().collect();
         let mut done: BTreeSet<i64> = BTreeSet::new();
@@ -199,9 +246,6 @@ impl SyncRun<'_> {
                 done.remove(&extra);
                 queue.push_back(extra);
             }
-        }
-        for id in chunk {
-            store::cs_set_sync_pending(c, *id, false)?;
         }
         Ok(())
     }
@@ -292,18 +336,19 @@ impl SyncRun<'_> {
         Ok(())
     }
 
-    /// Objects of the same connector space that reference a newly linked object get re-evaluated.
+    /// Objects of the same connector space that reference a newly linked object get
+    /// re-evaluated: those already synced are marked pending again (pass 2 of this run or the
+    /// next run picks them up); those still pending will be evaluated anyway.
     fn queue_cs_referrers(
         &self,
         c: &Connection,
         o: &CsObject,
         affected: &mut BTreeSet<i64>,
     ) -> Result<()> {
-        for rid in store::cs_referrers(c, o.connector_id, &o.dn.normalized())? {
-            if let Some(r) = store::cs_get(c, rid)? {
-                if let Some(mv) = r.mv_id {
-                    affected.insert(mv);
-                }
+        for (rid, mv, pending) in store::cs_referrer_links(c, o.connector_id, &o.dn.normalized())? {
+            if let (Some(mv), false) = (mv, pending) {
+                store::cs_set_sync_pending(c, rid, true)?;
+                affected.insert(mv);
             }
         }
         Ok(())
@@ -655,7 +700,13 @@ impl SyncRun<'_> {
                         };
                         let id = store::cs_insert(c, &o, 0)?;
                         self.counters.provisions += 1;
-                        more.extend(store::mv_referrers(c, mv.id)?);
+                        // Referrers can now resolve this object; those still pending are
+                        // evaluated later in the run anyway.
+                        for r in store::mv_referrers(c, mv.id)? {
+                            if !store::mv_has_pending(c, r)? {
+                                more.push(r);
+                            }
+                        }
                         CsObject { id, ..o }
                     }
                 },

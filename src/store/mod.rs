@@ -432,6 +432,31 @@ pub fn cs_dn_by_mv(c: &Connection, mv_id: i64, connector_id: i64) -> Result<Opti
         .optional()?)
 }
 
+/// For objects referencing a DN: (id, linked metaverse object, sync pending), without loading them.
+pub fn cs_referrer_links(
+    c: &Connection,
+    connector_id: i64,
+    dn_norm: &str,
+) -> Result<Vec<(i64, Option<i64>, bool)>> {
+    let mut st = c.prepare_cached(
+        "SELECT o.id, o.mv_id, o.sync_pending FROM cs_ref r JOIN cs_object o ON o.id = r.cs_id
+         WHERE r.connector_id=?1 AND r.target_dn_norm=?2",
+    )?;
+    let rows = st
+        .query_map(params![connector_id, dn_norm], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// True when any connector-space object linked to the metaverse object waits for sync.
+pub fn mv_has_pending(c: &Connection, mv_id: i64) -> Result<bool> {
+    let mut st =
+        c.prepare_cached("SELECT 1 FROM cs_object WHERE mv_id=?1 AND sync_pending=1 LIMIT 1")?;
+    Ok(st.exists([mv_id])?)
+}
+
 /// Changes only the metaverse link of a connector-space object.
 pub fn cs_set_link(
     c: &Connection,
