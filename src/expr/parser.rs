@@ -17,74 +17,139 @@ use super::lexer::{Op, Tok, Token, tokenize};
 pub const MAX_DEPTH: usize = 100;
 
 /// Every function of the catalogue, resolved at parse time.
-#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {
+    /// The `CBool` function.
     CBool,
+    /// The `CDate` function.
     CDate,
+    /// The `CGuid` function.
     CGuid,
+    /// The `ConvertFromBase64` function.
     ConvertFromBase64,
+    /// The `ConvertToBase64` function.
     ConvertToBase64,
+    /// The `ConvertFromUTF8Hex` function.
     ConvertFromUTF8Hex,
+    /// The `ConvertToUTF8Hex` function.
     ConvertToUTF8Hex,
+    /// The `CNum` function.
     CNum,
+    /// The `CRef` function.
     CRef,
+    /// The `CStr` function.
     CStr,
+    /// The `CBin` function.
     CBin,
+    /// The `StringFromGuid` function.
     StringFromGuid,
+    /// The `StringFromSid` function.
     StringFromSid,
+    /// The `DateAdd` function.
     DateAdd,
+    /// The `DateFromNum` function.
     DateFromNum,
+    /// The `FormatDateTime` function.
     FormatDateTime,
+    /// The `Now` function.
     Now,
+    /// The `NumFromDate` function.
     NumFromDate,
+    /// The `DNComponent` function.
     DNComponent,
+    /// The `DNComponentRev` function.
     DNComponentRev,
+    /// The `EscapeDNComponent` function.
     EscapeDNComponent,
+    /// The `IsBitSet` function.
     IsBitSet,
+    /// The `IsDate` function.
     IsDate,
+    /// The `IsEmpty` function.
     IsEmpty,
+    /// The `IsGuid` function.
     IsGuid,
+    /// The `IsNull` function.
     IsNull,
+    /// The `IsNullOrEmpty` function.
     IsNullOrEmpty,
+    /// The `IsNumeric` function.
     IsNumeric,
+    /// The `IsPresent` function.
     IsPresent,
+    /// The `IsString` function.
     IsString,
+    /// The `BitAnd` function.
     BitAnd,
+    /// The `BitOr` function.
     BitOr,
+    /// The `RandomNum` function.
     RandomNum,
+    /// The `Contains` function.
     Contains,
+    /// The `Count` function.
     Count,
+    /// The `Item` function.
     Item,
+    /// The `ItemOrNull` function.
     ItemOrNull,
+    /// The `Join` function.
     Join,
+    /// The `RemoveDuplicates` function.
     RemoveDuplicates,
+    /// The `Split` function.
     Split,
+    /// The `Error` function.
     Error,
+    /// The `IIF` function.
     IIF,
+    /// The `Select` function.
     Select,
+    /// The `Switch` function.
     Switch,
+    /// The `Where` function.
     Where,
+    /// The `With` function.
     With,
+    /// The `GUID` function.
     GUID,
+    /// The `InStr` function.
     InStr,
+    /// The `InStrRev` function.
     InStrRev,
+    /// The `LCase` function.
     LCase,
+    /// The `Left` function.
     Left,
+    /// The `Len` function.
     Len,
+    /// The `LTrim` function.
     LTrim,
+    /// The `Mid` function.
     Mid,
+    /// The `PadLeft` function.
     PadLeft,
+    /// The `PadRight` function.
     PadRight,
+    /// The `PCase` function.
     PCase,
+    /// The `Replace` function.
     Replace,
+    /// The `ReplaceChars` function.
     ReplaceChars,
+    /// The `Right` function.
     Right,
+    /// The `RTrim` function.
     RTrim,
+    /// The `Trim` function.
     Trim,
+    /// The `UCase` function.
     UCase,
+    /// The `Word` function.
     Word,
+    /// The `ImportedValue` function.
     ImportedValue,
+    /// The `ValueCount` function.
     ValueCount,
 }
 
