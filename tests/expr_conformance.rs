@@ -251,6 +251,9 @@ const CASES: &[(char, &str, X)] = &[
     ('a', "2*3+4", I(10)),
     ('a', "10-3-2", I(5)),
     ('a', "2*(3+4)", I(14)),
+    ('a', "2*(5+3)", I(16)),
+    ('a', "2*5+3", I(13)),
+    ('a', "2*(5+3) = 2*5+3", B(false)),
     ('a', "1+2=3", B(true)),
     ('a', "3=1+2", B(true)),
     ('a', "1+1=2 && 2*2=4", B(true)),
@@ -330,6 +333,16 @@ const CASES: &[(char, &str, X)] = &[
         'a',
         r#"[otherPhone] & "!""#,
         M(&["555-123-4567!", "555-987-6543!"]),
+    ),
+    (
+        'a',
+        r#"Word(Trim([proxyAddresses]),1,"@") & "@fabrikam.com""#,
+        M(&[
+            "SMTP:john.doe@fabrikam.com",
+            "smtp:jd@fabrikam.com",
+            "SIP:john.doe@fabrikam.com",
+            "x500:/o=Contoso@fabrikam.com",
+        ]),
     ),
     (
         'a',
