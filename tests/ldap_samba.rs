@@ -285,11 +285,40 @@ fn ad_dirsync_delta_add_modify_rename_move_delete_disable_and_ou_rename() {
         "dn: CN=dl b,{renamed}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 512\n"
     ));
     let mut d2: Vec<ImportChange> = Vec::new();
-    c.delta_import(&wm, &cs, &mut d2).expect("delta 2");
+    let wm = c
+        .delta_import(&wm, &cs, &mut d2)
+        .expect("delta 2")
+        .expect("wm");
     let ups = upserts(&d2);
     assert_eq!(ups.len(), 1, "{d2:#?}");
     assert_eq!(ups[0].first("userAccountControl"), Some(&Value::Int(512)));
     assert_eq!(ups[0].first_text("sAMAccountName").as_deref(), Some("dlb"));
+    cs.apply(&d2);
+
+    // Move within the scope, and back into the scope from outside.
+    dc.modify(&format!(
+        "dn: CN=dl f,{renamed}\nchangetype: modrdn\nnewrdn: CN=dl f\ndeleteoldrdn: 1\nnewsuperior: {ou}\n\n\
+         dn: CN=dl d,{outside}\nchangetype: modrdn\nnewrdn: CN=dl d\ndeleteoldrdn: 1\nnewsuperior: {renamed}\n"
+    ));
+    let mut d3: Vec<ImportChange> = Vec::new();
+    c.delta_import(&wm, &cs, &mut d3).expect("delta 3");
+    cs.apply(&d3);
+    assert_eq!(
+        get(&cs, &f).dn,
+        Dn::parse(&format!("CN=dl f,{ou}")).expect("dn"),
+        "{d3:#?}"
+    );
+    assert_eq!(
+        get(&cs, &d).dn,
+        Dn::parse(&format!("CN=dl d,{renamed}")).expect("dn"),
+        "back in scope: {d3:#?}"
+    );
+    // The group follows its member back into the scope.
+    let grp = cs.by_rdn("dl grp").expect("group");
+    assert_eq!(
+        grp.values("member"),
+        &[Value::Ref(format!("CN=dl d,{renamed}"))]
+    );
 }
 
 #[test]

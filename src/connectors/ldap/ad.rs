@@ -227,6 +227,11 @@ pub struct AdConnector {
     root: Option<RootDse>,
     /// DNs that disappeared during the current delta (deleted, renamed or moved objects).
     old_dns: Vec<Dn>,
+    /// Objects that came into the scope during the current delta although they existed before
+    /// the last import (moved in or restored): others may reference them under their old DN.
+    moved_in: Vec<Dn>,
+    /// `highestCommittedUSN` stored with the watermark of the current delta.
+    prev_usn: i64,
 }
 
 impl AdConnector {
@@ -272,6 +277,8 @@ impl AdConnector {
             partitions,
             root: None,
             old_dns: Vec::new(),
+            moved_in: Vec::new(),
+            prev_usn: 0,
         })
     }
 
@@ -367,6 +374,7 @@ impl AdConnector {
             "mS-DS-ConsistencyGuid",
             "userAccountControl",
             "adminDescription",
+            "uSNCreated",
         ] {
             if !a.iter().any(|x| x.eq_ignore_ascii_case(extra)) {
                 a.push(extra.to_string());
@@ -508,6 +516,12 @@ impl AdConnector {
                 }
             }
             if self.in_scope(&obj.dn) {
+                let existed_before = obj
+                    .first("uSNCreated")
+                    .is_some_and(|v| matches!(v, Value::Int(u) if *u <= self.prev_usn));
+                if known.is_none() && existed_before {
+                    self.moved_in.push(obj.dn.clone());
+                }
                 sink.push(ImportChange::Upsert(obj))?;
             } else if let Some(k) = known {
                 self.old_dns.push(k.dn);
@@ -525,11 +539,39 @@ impl AdConnector {
         sink: &mut dyn ImportSink,
         emitted: &mut HashSet<String>,
     ) -> Result<(), ConnectorError> {
-        if self.old_dns.is_empty() {
+        let mut stale: Vec<String> = Vec::new();
+        // Who references the objects that came back into the scope (the server knows).
+        let moved_in = std::mem::take(&mut self.moved_in);
+        for dn in &moved_in {
+            let v = filter::escape_filter_value(&dn.to_string());
+            let f = format!("(|(member={v})(manager={v})(managedBy={v})(secretary={v}))");
+            for base in self.partition_bases() {
+                let mut found: Vec<String> = Vec::new();
+                self.client.search_paged(
+                    &base,
+                    Scope::Subtree,
+                    &f,
+                    &["objectGUID".to_string()],
+                    self.settings.page_size,
+                    &[],
+                    &mut |e| {
+                        if let Some(a) = e
+                            .values("objectGUID")
+                            .and_then(|v| v.first())
+                            .and_then(|g| guid_text(g))
+                        {
+                            found.push(a);
+                        }
+                        Ok(())
+                    },
+                )?;
+                stale.extend(found.into_iter().filter(|a| !emitted.contains(a)));
+            }
+        }
+        if self.old_dns.is_empty() && stale.is_empty() {
             return Ok(());
         }
         let gone: HashSet<String> = self.old_dns.iter().map(Dn::normalized).collect();
-        let mut stale: Vec<String> = Vec::new();
         for p in &self.partitions {
             for o in cs.descendants(&p.base) {
                 let Some(a) = &o.anchor else { continue };
@@ -654,6 +696,8 @@ impl AdConnector {
         let mut next = BTreeMap::new();
         let mut emitted: HashSet<String> = HashSet::new();
         self.old_dns.clear();
+        self.moved_in.clear();
+        self.prev_usn = wm.usn;
         let mut filter = self.filter();
         // Containers too, so that their renames are seen.
         filter = format!("(|{filter}(objectClass=organizationalUnit)(objectClass=container))");
