@@ -523,13 +523,29 @@ pub fn cs_count(c: &Connection, connector_id: i64) -> Result<i64> {
     )?)
 }
 
-/// Inserts a connector-space object and returns its id.
+/// Inserts a connector-space object (`id` 0) and returns its id.
 pub fn cs_insert(c: &Connection, o: &CsObject, generation: i64) -> Result<i64> {
+    cs_save(c, o, generation)
+}
+
+/// Rewrites every column of a connector-space object.
+pub fn cs_update(c: &Connection, o: &CsObject) -> Result<()> {
+    cs_save(c, o, 0).map(|_| ())
+}
+
+/// One statement for both: a new row when `id` is 0, else every column but the import
+/// generation is rewritten. Keeps the reference index in step.
+fn cs_save(c: &Connection, o: &CsObject, generation: i64) -> Result<i64> {
     let mut st = c.prepare_cached(
-        "INSERT INTO cs_object(connector_id, anchor, dn, dn_norm, object_type, attrs, unconfirmed, placeholder, mv_id, link, link_rule, deleted, sync_pending, seen_generation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        "INSERT INTO cs_object(id, connector_id, anchor, dn, dn_norm, object_type, attrs, unconfirmed, placeholder, mv_id, link, link_rule, deleted, sync_pending, seen_generation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT(id) DO UPDATE SET anchor=excluded.anchor, dn=excluded.dn, dn_norm=excluded.dn_norm,
+           object_type=excluded.object_type, attrs=excluded.attrs, unconfirmed=excluded.unconfirmed,
+           placeholder=excluded.placeholder, mv_id=excluded.mv_id, link=excluded.link,
+           link_rule=excluded.link_rule, deleted=excluded.deleted, sync_pending=excluded.sync_pending",
     )?;
     st.execute(params![
+        (o.id != 0).then_some(o.id),
         o.connector_id,
         o.anchor,
         o.dn.to_string(),
@@ -545,33 +561,9 @@ pub fn cs_insert(c: &Connection, o: &CsObject, generation: i64) -> Result<i64> {
         o.sync_pending as i64,
         generation,
     ])?;
-    let id = c.last_insert_rowid();
+    let id = if o.id != 0 { o.id } else { c.last_insert_rowid() };
     cs_write_refs(c, id, o)?;
     Ok(id)
-}
-
-/// Rewrites every column of a connector-space object.
-pub fn cs_update(c: &Connection, o: &CsObject) -> Result<()> {
-    let mut st = c.prepare_cached(
-        "UPDATE cs_object SET anchor=?2, dn=?3, dn_norm=?4, object_type=?5, attrs=?6, unconfirmed=?7, placeholder=?8, mv_id=?9, link=?10, link_rule=?11, deleted=?12, sync_pending=?13 WHERE id=?1",
-    )?;
-    st.execute(params![
-        o.id,
-        o.anchor,
-        o.dn.to_string(),
-        o.dn.normalized(),
-        o.object_type,
-        to_json(&o.attributes)?,
-        o.unconfirmed.as_ref().map(to_json).transpose()?,
-        o.placeholder as i64,
-        o.mv_id,
-        o.link.map(LinkKind::as_str),
-        o.link_rule,
-        o.deleted as i64,
-        o.sync_pending as i64,
-    ])?;
-    cs_write_refs(c, o.id, o)?;
-    Ok(())
 }
 
 /// Marks a connector-space object as seen by the full import of `generation`.
