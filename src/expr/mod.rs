@@ -93,12 +93,28 @@ pub struct ExprError {
 impl ExprError {
     /// Renders the error with the rule name, the expression and a caret under the column.
     pub fn render(&self, rule_name: &str) -> String {
+        // Show the source line holding the column (expressions may span lines in a config
+        // file); the caret keeps tabs so that it lines up under the character.
+        let target = self.column.saturating_sub(1);
+        let mut line = String::new();
+        let mut pad = String::new();
+        for (i, c) in self.source_text.chars().enumerate() {
+            if c == '\n' || c == '\r' {
+                if i >= target {
+                    break;
+                }
+                line.clear();
+                pad.clear();
+                continue;
+            }
+            if i < target {
+                pad.push(if c == '\t' { '\t' } else { ' ' });
+            }
+            line.push(c);
+        }
         format!(
-            "rule '{rule_name}': {} at column {}\n  {}\n  {}^",
-            self.message,
-            self.column,
-            self.source_text,
-            " ".repeat(self.column.saturating_sub(1))
+            "rule '{rule_name}': {} at column {}\n  {line}\n  {pad}^",
+            self.message, self.column,
         )
     }
 }
@@ -301,6 +317,13 @@ mod tests {
         assert_eq!(format_dotnet(&d, "hh tt"), "08 AM");
         assert_eq!(format_dotnet(&d, "\\y yy"), "y 14");
         assert_eq!(format_dotnet(&d, "d"), "09/05/2014");
+    }
+
+    #[test]
+    fn render_shows_the_line_of_a_multi_line_expression() {
+        let e = Expression::parse("IIF(True,\n\tFoo(1),\n NULL)").err();
+        let text = e.map(|e| e.render("r")).unwrap_or_default();
+        assert!(text.ends_with("\n  \tFoo(1),\n  \t^"), "{text}");
     }
 
     #[test]
