@@ -280,10 +280,81 @@ fn syncrepl_delta_reports_adds_modifies_moves_and_deletes() {
     ) {
         return;
     }
+    syncrepl_delta(Slapd::start(), "");
+}
+
+#[test]
+fn syncrepl_delta_with_a_session_log_reports_deletes_explicitly() {
+    if !support::require(
+        "slapd",
+        "syncrepl_delta_with_a_session_log_reports_deletes_explicitly",
+    ) {
+        return;
+    }
+    syncrepl_delta(Slapd::start_with_sessionlog(), "");
+}
+
+#[test]
+fn modify_timestamp_delta_reports_adds_and_modifies() {
+    if !support::require("slapd", "modify_timestamp_delta_reports_adds_and_modifies") {
+        return;
+    }
     let slapd = Slapd::start();
+    slapd.add(&people_ldif(0, 5));
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut c = LdapConnector::new(settings(
+        &slapd,
+        dir.path(),
+        r#"delta = "modify_timestamp""#,
+    ))
+    .expect("connector");
+    let mut full: Vec<ImportChange> = Vec::new();
+    let wm = c.full_import(&mut full).expect("full").expect("watermark");
+    assert!(wm.contains("modify_timestamp"), "{wm}");
+    assert_eq!(full.len(), 5);
+    // GeneralizedTime has one-second resolution: make the changes land in a later second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    slapd.add(&people_ldif(50, 51));
+    slapd.modify(&format!(
+        "dn: uid=u1,ou=people,{SUFFIX}\nchangetype: modify\nreplace: sn\nsn: Later\n"
+    ));
+    let cs = MemCs::default();
+    let mut d: Vec<ImportChange> = Vec::new();
+    let wm2 = c
+        .delta_import(&wm, &cs, &mut d)
+        .expect("delta")
+        .expect("wm");
+    let names: Vec<String> = d
+        .iter()
+        .filter_map(|c| match c {
+            ImportChange::Upsert(o) => o.dn.rdn().map(|r| r.value().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        names.contains(&"u50".to_string()) && names.contains(&"u1".to_string()),
+        "{names:?}"
+    );
+    // The watermark moved to the second of the last change: the next delta returns only what
+    // changed in that second (">=" re-reads the boundary second rather than miss a change).
+    let mut d2: Vec<ImportChange> = Vec::new();
+    c.delta_import(&wm2, &cs, &mut d2).expect("delta 2");
+    let names2: Vec<String> = d2
+        .iter()
+        .filter_map(|c| match c {
+            ImportChange::Upsert(o) => o.dn.rdn().map(|r| r.value().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(!names2.contains(&"u0".to_string()), "{names2:?}");
+    assert!(names2.contains(&"u1".to_string()), "{names2:?}");
+    assert_ne!(wm, wm2);
+}
+
+fn syncrepl_delta(slapd: Slapd, extra: &str) {
     slapd.add(&people_ldif(0, 12));
     let dir = tempfile::tempdir().expect("tmp");
-    let mut c = LdapConnector::new(settings(&slapd, dir.path(), "")).expect("connector");
+    let mut c = LdapConnector::new(settings(&slapd, dir.path(), extra)).expect("connector");
     let mut full: Vec<ImportChange> = Vec::new();
     let wm = c.full_import(&mut full).expect("full").expect("watermark");
     let mut cs = MemCs::default();

@@ -29,6 +29,16 @@ impl Slapd {
     /// Like [`Slapd::start`], with `n` people loaded offline by `slapadd` before the start
     /// (`uid=p<i>,ou=people`).
     pub fn start_with_bulk(n: usize) -> Slapd {
+        Self::start_with(n, false)
+    }
+
+    /// A server whose syncprov keeps a session log: content synchronization then reports
+    /// deletes explicitly (syncIdSet with refreshDeletes) instead of a present phase.
+    pub fn start_with_sessionlog() -> Slapd {
+        Self::start_with(0, true)
+    }
+
+    fn start_with(n: usize, sessionlog: bool) -> Slapd {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("db")).expect("db dir");
         let d = dir.path().display();
@@ -49,7 +59,13 @@ impl Slapd {
              rootpw {ROOT_PW}\n\
              directory {d}/db\n\
              index objectClass,entryCSN,entryUUID eq\n\
-             overlay syncprov\n"
+             overlay syncprov\n\
+             {log}",
+            log = if sessionlog {
+                "syncprov-sessionlog 1000\n"
+            } else {
+                ""
+            }
         );
         std::fs::write(dir.path().join("slapd.conf"), conf).expect("write slapd.conf");
         let mut ldif = format!(
