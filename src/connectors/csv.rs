@@ -827,6 +827,11 @@ impl CsvConnector {
 }
 
 impl Connector for CsvConnector {
+    /// The whole target file is rewritten per call: take every pending export at once.
+    fn export_batch_size(&self) -> usize {
+        usize::MAX
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             delta_import: false,

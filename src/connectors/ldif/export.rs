@@ -22,9 +22,10 @@ pub(super) struct Store<'t> {
     by_anchor: HashMap<String, usize>,
     /// Normalized parent DN -> number of direct children.
     children: HashMap<String, usize>,
-    /// Reverse index of reference values (normalized DN -> entries that may hold it), built
-    /// on the first rename or delete. Entries may be stale; users re-check the values.
-    refs: Option<HashMap<String, Vec<usize>>>,
+    /// Reverse index of reference values (normalized DN -> entries that may hold it, with
+    /// the value's exact text), built on the first rename or delete. Entries may be stale:
+    /// users re-check the values.
+    refs: Option<HashMap<String, Vec<(usize, String)>>>,
     /// True once anything changed and the file must be rewritten.
     pub(super) dirty: bool,
 }
@@ -138,38 +139,58 @@ impl<'t> Store<'t> {
                 continue;
             }
             for v in values {
-                if let Ok(d) = Dn::parse(&v.to_text()) {
-                    refs.entry(d.normalized()).or_default().push(id);
+                let text = v.to_text();
+                if let Ok(d) = Dn::parse(&text) {
+                    refs.entry(d.normalized()).or_default().push((id, text));
                 }
             }
         }
     }
 
-    /// Entries that may reference the normalized DN `norm`.
-    fn referrers(&mut self, norm: &str) -> Vec<usize> {
+    /// Adds reference values just written to entry `id` to the reverse index (when it exists).
+    fn index_values(&mut self, id: usize, texts: Vec<String>) {
+        let Some(refs) = self.refs.as_mut() else {
+            return;
+        };
+        for text in texts {
+            if let Ok(d) = Dn::parse(&text) {
+                refs.entry(d.normalized()).or_default().push((id, text));
+            }
+        }
+    }
+
+    /// Builds the reverse reference index on first use.
+    fn ensure_ref_index(&mut self) {
         if self.refs.is_none() {
             self.refs = Some(HashMap::new());
             for id in 0..self.entries.len() {
                 self.index_refs(id);
             }
         }
-        let mut ids = self
-            .refs
-            .as_ref()
-            .and_then(|r| r.get(norm))
-            .cloned()
-            .unwrap_or_default();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
     }
 
-    /// Rewrites (`Some(new)`) or removes (`None`) every reference to `old` in other entries.
-    fn fix_references(&mut self, old: &Dn, new: Option<&Dn>) {
-        let norm = old.normalized();
-        let ids = self.referrers(&norm);
-        let mut touched = Vec::new();
-        for id in ids {
+    /// Rewrites (`Some(new)`) or removes (`None`) every reference to the old DNs in `moves`,
+    /// in every entry. Each referrer is scanned once per call, and values are matched by
+    /// their exact text from the index, so that a subtree move or a member of a huge group
+    /// stays linear.
+    fn fix_references(&mut self, moves: &[(Dn, Option<Dn>)]) {
+        self.ensure_ref_index();
+        let Some(refs) = self.refs.as_mut() else {
+            return;
+        };
+        // Referrer -> (value text -> replacement text, `None` to remove).
+        let mut per_id: HashMap<usize, HashMap<String, Option<String>>> = HashMap::new();
+        for (old, new) in moves {
+            let Some(list) = refs.remove(&old.normalized()) else {
+                continue;
+            };
+            let new_text = new.as_ref().map(Dn::to_string);
+            for (id, text) in list {
+                per_id.entry(id).or_default().insert(text, new_text.clone());
+            }
+        }
+        let mut reindex: Vec<(usize, Dn, String)> = Vec::new();
+        for (id, map) in per_id {
             let Some(Some(o)) = self.entries.get_mut(id) else {
                 continue;
             };
@@ -178,36 +199,38 @@ impl<'t> Store<'t> {
                 if self.typing.attr_type(name) != AttrType::Reference {
                     continue;
                 }
-                let before = values.len();
-                let mut rewritten = false;
                 values.retain_mut(|v| {
-                    let hit = Dn::parse(&v.to_text()).is_ok_and(|d| d.normalized() == norm);
-                    if !hit {
-                        return true;
-                    }
-                    match new {
-                        Some(n) => {
-                            *v = Value::Ref(n.to_string());
-                            rewritten = true;
+                    let hit = match v {
+                        Value::Ref(t) | Value::Str(t) => map.get(t.as_str()),
+                        _ => None,
+                    };
+                    match hit {
+                        None => true,
+                        Some(None) => {
+                            changed = true;
+                            false
+                        }
+                        Some(Some(n)) => {
+                            *v = Value::Ref(n.clone());
+                            changed = true;
                             true
                         }
-                        None => false,
                     }
                 });
-                changed |= rewritten || values.len() != before;
             }
             if changed {
                 o.attributes.retain(|_, vs| !vs.is_empty());
-                tracing::debug!(referrer = %o.dn, old = %old, new = ?new.map(|n| n.to_string()), "referential integrity");
-                touched.push(id);
+                tracing::debug!(referrer = %o.dn, "referential integrity: references updated");
+                for n in map.values().flatten() {
+                    if let Ok(d) = Dn::parse(n) {
+                        reindex.push((id, d, n.clone()));
+                    }
+                }
             }
         }
         if let Some(refs) = self.refs.as_mut() {
-            refs.remove(&norm);
-        }
-        if new.is_some() {
-            for id in touched {
-                self.index_refs(id);
+            for (id, d, text) in reindex {
+                refs.entry(d.normalized()).or_default().push((id, text));
             }
         }
     }
@@ -335,6 +358,7 @@ impl<'t> Store<'t> {
         };
         let mut obj = current.clone();
         let anchor = obj.anchor.clone();
+        let mut new_refs: Vec<String> = Vec::new();
         for c in changes {
             Self::check_name(c.name())?;
             if c.name().eq_ignore_ascii_case(&self.typing.anchor_attribute) {
@@ -347,6 +371,13 @@ impl<'t> Store<'t> {
                 ));
             }
             let ty = self.typing.attr_type(c.name());
+            if let (
+                AttrType::Reference,
+                AttributeChange::Add { values, .. } | AttributeChange::Replace { values, .. },
+            ) = (ty, c)
+            {
+                new_refs.extend(values.iter().map(Value::to_text));
+            }
             match c {
                 AttributeChange::Add { name, values } => {
                     add_values(&mut obj.attributes, name, self.coerce(name, values), ty)
@@ -393,7 +424,7 @@ impl<'t> Store<'t> {
             slot.attributes = obj.attributes;
             slot.object_type = obj.object_type;
         }
-        self.index_refs(id);
+        self.index_values(id, new_refs);
         if let Some(n) = rename {
             let moves: Vec<(usize, Dn, Dn)> = std::iter::once(id)
                 .chain(self.descendants(&old_dn))
@@ -410,12 +441,14 @@ impl<'t> Store<'t> {
             for (i, _, to) in &moves {
                 self.set_dn(*i, to.clone());
             }
-            for (_, from, to) in &moves {
-                if from.normalized() != to.normalized() || from.to_string() != to.to_string() {
-                    self.fix_references(from, Some(to));
-                }
-            }
-            tracing::debug!(from = %old_dn, to = %n, moved = moves.len(), "LDIF rename");
+            let pairs: Vec<(Dn, Option<Dn>)> = moves
+                .into_iter()
+                .filter(|(_, from, to)| from.to_string() != to.to_string())
+                .map(|(_, from, to)| (from, Some(to)))
+                .collect();
+            let moved = pairs.len();
+            self.fix_references(&pairs);
+            tracing::debug!(from = %old_dn, to = %n, moved, "LDIF rename");
         }
         Ok(anchor)
     }
@@ -443,7 +476,7 @@ impl<'t> Store<'t> {
             ));
         }
         let removed = self.remove(id);
-        self.fix_references(&dn, None);
+        self.fix_references(&[(dn, None)]);
         Ok(removed.and_then(|o| o.anchor))
     }
 }

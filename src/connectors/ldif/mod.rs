@@ -225,10 +225,9 @@ impl Typing {
             let key = ci_key(&attrs, &name).unwrap_or(name);
             attrs.entry(key).or_default().push(v);
         }
-        for (name, values) in attrs.iter_mut() {
+        for values in attrs.values_mut() {
             if values.len() > 1 {
-                let ty = self.attr_type(name);
-                dedup_values(values, ty);
+                dedup_exact(values);
             }
         }
         let anchor = self.anchor_of(&attrs);
@@ -326,10 +325,25 @@ pub(crate) fn values_match(a: &Value, b: &Value, ty: AttrType) -> bool {
     a == b || value_key(a, ty) == value_key(b, ty)
 }
 
-/// Removes duplicate values, keeping the first of each (see [`value_key`]).
-fn dedup_values(values: &mut Vec<Value>, ty: AttrType) {
-    let mut seen: HashSet<String> = HashSet::with_capacity(values.len());
-    values.retain(|v| seen.insert(value_key(v, ty)));
+/// Removes values that repeat exactly, keeping the first of each. Cheap (no DN parsing), so
+/// that importing a directory with huge groups stays fast.
+fn dedup_exact(values: &mut Vec<Value>) {
+    let dups: HashSet<usize> = {
+        let mut seen: HashSet<&Value> = HashSet::with_capacity(values.len());
+        values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !seen.insert(*v))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    if !dups.is_empty() {
+        let mut i = 0;
+        values.retain(|_| {
+            i += 1;
+            !dups.contains(&(i - 1))
+        });
+    }
 }
 
 /// Adds values to an attribute (matched case-insensitively), skipping values present already.
@@ -592,6 +606,11 @@ impl LdifConnector {
 }
 
 impl Connector for LdifConnector {
+    /// The whole target file is rewritten per call: take every pending export at once.
+    fn export_batch_size(&self) -> usize {
+        usize::MAX
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             delta_import: self.changes_dir.is_some(),
@@ -781,9 +800,28 @@ mod tests {
             AttrType::String
         ));
         let mut v: Vec<Value> = (0..100).map(|i| Value::Ref(format!("cn=u{i}"))).collect();
-        v.push(Value::Ref("CN=U5".into()));
-        dedup_values(&mut v, AttrType::Reference);
+        v.push(Value::Ref("cn=u5".into()));
+        v.insert(0, Value::Ref("cn=u7".into()));
+        dedup_exact(&mut v);
         assert_eq!(v.len(), 100);
+        assert_eq!(v[0], Value::Ref("cn=u7".into()));
+        assert_eq!(v[1], Value::Ref("cn=u0".into()));
+        let mut attrs = Attributes::new();
+        attrs.insert("member".into(), v.clone());
+        add_values(
+            &mut attrs,
+            "MEMBER",
+            vec![Value::Str("CN=U5".into())],
+            AttrType::Reference,
+        );
+        assert_eq!(attrs["member"].len(), 100, "DN-equal value not added twice");
+        remove_values(
+            &mut attrs,
+            "member",
+            &[Value::Str("CN=U5".into())],
+            AttrType::Reference,
+        );
+        assert_eq!(attrs["member"].len(), 99);
     }
 
     #[test]
