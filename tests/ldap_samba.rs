@@ -175,27 +175,46 @@ fn ad_dirsync_delta_add_modify_rename_move_delete_disable_and_ou_rename() {
     ) {
         return;
     }
+    delta_scenario("Delta", "dl", "");
+}
+
+#[test]
+fn ad_usn_changed_delta_add_modify_rename_move_delete_disable_and_ou_rename() {
+    if !support::require(
+        "samba",
+        "ad_usn_changed_delta_add_modify_rename_move_delete_disable_and_ou_rename",
+    ) {
+        return;
+    }
+    delta_scenario("UsnDelta", "us", "usn_changed");
+}
+
+/// One scenario for both delta methods: `tag` names the OUs, `sam` prefixes account names.
+fn delta_scenario(tag: &str, sam: &str, method: &str) {
     let dc = Samba::shared();
-    let ou = dc.fresh_ou("Delta");
-    let outside = dc.fresh_ou("DeltaOutside");
+    let ou = dc.fresh_ou(tag);
+    let outside = dc.fresh_ou(&format!("{tag}Outside"));
     let child = format!("OU=Child1,{ou}");
     let mut ldif = format!("dn: {child}\nobjectClass: organizationalUnit\n\n");
     for n in ["a", "b", "c", "f"] {
-        ldif.push_str(&user_ldif(&format!("dl {n}"), &child, &format!("dl{n}")));
+        ldif.push_str(&user_ldif(&format!("dl {n}"), &child, &format!("{sam}{n}")));
     }
-    ldif.push_str(&user_ldif("dl d", &ou, "dld"));
+    ldif.push_str(&user_ldif("dl d", &ou, &format!("{sam}d")));
     ldif.push_str(&format!(
-        "dn: CN=dl grp,{ou}\nobjectClass: group\nsAMAccountName: dlgrp\nmember: CN=dl a,{child}\nmember: CN=dl d,{ou}\n\n"
+        "dn: CN=dl grp,{ou}\nobjectClass: group\nsAMAccountName: {sam}grp\nmember: CN=dl a,{child}\nmember: CN=dl d,{ou}\n\n"
     ));
     dc.add(&ldif);
     let dir = tempfile::tempdir().expect("tmp");
-    let mut c = AdConnector::new(settings(
+    let mut s = settings(
         dir.path(),
         "ldap://127.0.0.1",
         std::slice::from_ref(&ou),
         100,
-    ))
-    .expect("connector");
+    );
+    if method == "usn_changed" {
+        s.delta = dirsync::connectors::ldap::AdDeltaMethod::UsnChanged;
+    }
+    let mut c = AdConnector::new(s).expect("connector");
     let mut full: Vec<ImportChange> = Vec::new();
     let wm = c.full_import(&mut full).expect("full").expect("watermark");
     let mut cs = MemCs::default();
@@ -218,7 +237,7 @@ fn ad_dirsync_delta_add_modify_rename_move_delete_disable_and_ou_rename() {
         .expect("wm");
     assert!(d0.is_empty(), "{d0:#?}");
 
-    dc.add(&user_ldif("dl e", &ou, "dle"));
+    dc.add(&user_ldif("dl e", &ou, &format!("{sam}e")));
     dc.modify(&format!(
         "dn: CN=dl b,{child}\nchangetype: modify\nreplace: description\ndescription: changed\n-\nreplace: userAccountControl\nuserAccountControl: 514\n\n\
          dn: CN=dl c,{child}\nchangetype: modrdn\nnewrdn: CN=dl c2\ndeleteoldrdn: 1\n\n\
@@ -292,7 +311,10 @@ fn ad_dirsync_delta_add_modify_rename_move_delete_disable_and_ou_rename() {
     let ups = upserts(&d2);
     assert_eq!(ups.len(), 1, "{d2:#?}");
     assert_eq!(ups[0].first("userAccountControl"), Some(&Value::Int(512)));
-    assert_eq!(ups[0].first_text("sAMAccountName").as_deref(), Some("dlb"));
+    assert_eq!(
+        ups[0].first_text("sAMAccountName").as_deref(),
+        Some(format!("{sam}b").as_str())
+    );
     cs.apply(&d2);
 
     // Move within the scope, and back into the scope from outside.

@@ -14,7 +14,7 @@ use super::ber;
 use super::connection::{LdapClient, RawEntry, SearchMsg, rc_name, result_error};
 use super::filter;
 use super::generic::{Partition, ValueCodec, export_request, read_anchor};
-use super::settings::AdSettings;
+use super::settings::{AdDeltaMethod, AdSettings};
 use crate::connectors::{
     Capabilities, Connector, ConnectorError, ConnectorSpaceView, ExportOperation, ExportOutcome,
     ExportRequest, ExportResult, ImportChange, ImportSink, Watermark,
@@ -50,12 +50,26 @@ pub struct RootDse {
 /// The delta watermark of the AD connector.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct AdWatermark {
+    /// `dirsync` or `usn_changed`.
+    #[serde(default = "dirsync_method")]
+    method: String,
     /// DC the cookies belong to.
     dc: String,
     /// DirSync cookies (base64) by partition.
     cookies: BTreeMap<String, String>,
     /// `highestCommittedUSN` at the time of the import.
     usn: i64,
+}
+
+fn dirsync_method() -> String {
+    "dirsync".to_string()
+}
+
+fn method_name(m: AdDeltaMethod) -> String {
+    match m {
+        AdDeltaMethod::Dirsync => "dirsync".to_string(),
+        AdDeltaMethod::UsnChanged => "usn_changed".to_string(),
+    }
 }
 
 /// Builds the DirSync request control value: `SEQUENCE { flags, maxBytes, cookie }`.
@@ -531,6 +545,107 @@ impl AdConnector {
         Ok(())
     }
 
+    /// Delta through `uSNChanged` polling on the same DC.
+    fn delta_usn(
+        &mut self,
+        wm: AdWatermark,
+        now_usn: i64,
+        cs: &dyn ConnectorSpaceView,
+        sink: &mut dyn ImportSink,
+    ) -> Result<Watermark, ConnectorError> {
+        let mut emitted: HashSet<String> = HashSet::new();
+        self.old_dns.clear();
+        self.moved_in.clear();
+        self.prev_usn = wm.usn;
+        let since = wm.usn + 1;
+        let attrs = self.read_attributes();
+        let page = self.settings.page_size;
+        for p in self.partitions.clone() {
+            let base = p.base.to_string();
+            // Tombstones (needs the right to list deleted objects; otherwise the scheduled full
+            // import finds the deletes).
+            let mut gone: Vec<String> = Vec::new();
+            let show_deleted = RawControl {
+                ctype: SHOW_DELETED_OID.to_string(),
+                crit: false,
+                val: None,
+            };
+            let r = self.client.search_paged(
+                &base,
+                Scope::Subtree,
+                &format!("(&(isDeleted=TRUE)(uSNChanged>={since}))"),
+                &["objectGUID".to_string()],
+                page,
+                std::slice::from_ref(&show_deleted),
+                &mut |e| {
+                    if let Some(a) = e
+                        .values("objectGUID")
+                        .and_then(|v| v.first())
+                        .and_then(|g| guid_text(g))
+                    {
+                        gone.push(a);
+                    }
+                    Ok(())
+                },
+            );
+            if let Err(e) = r {
+                tracing::warn!(base = %base, error = %e, "tombstones not readable: deletes wait for the next full import");
+            }
+            for a in gone {
+                if let Some(k) = cs.by_anchor(&a) {
+                    if emitted.insert(a.clone()) {
+                        self.old_dns.push(k.dn);
+                        sink.push(ImportChange::Delete { anchor: a })?;
+                    }
+                }
+            }
+            // Changed containers first, then changed objects.
+            let mut containers: Vec<RawEntry> = Vec::new();
+            self.client.search_paged(
+                &base,
+                Scope::Subtree,
+                &format!(
+                    "(&(|(objectClass=organizationalUnit)(objectClass=container))(uSNChanged>={since}))"
+                ),
+                &attrs,
+                page,
+                &[],
+                &mut |e| {
+                    containers.push(e);
+                    Ok(())
+                },
+            )?;
+            for c in &containers {
+                self.converge_children(c, cs, sink, &mut emitted)?;
+            }
+            let mut changed: Vec<RawEntry> = Vec::new();
+            let filter = format!("(&{}(uSNChanged>={since}))", self.filter());
+            self.client.search_paged(
+                &base,
+                Scope::Subtree,
+                &filter,
+                &attrs,
+                page,
+                &[],
+                &mut |e| {
+                    changed.push(e);
+                    Ok(())
+                },
+            )?;
+            tracing::info!(base = %base, since, changed = changed.len(), containers = containers.len(), "uSNChanged delta read");
+            for e in changed {
+                self.emit(e, cs, sink, &mut emitted)?;
+            }
+        }
+        self.fix_references(cs, sink, &mut emitted)?;
+        encode(&AdWatermark {
+            method: wm.method,
+            dc: wm.dc,
+            cookies: BTreeMap::new(),
+            usn: now_usn,
+        })
+    }
+
     /// Re-reads objects whose references name a DN that disappeared in this delta: AD rewrites
     /// or drops such link values without DirSync reporting the referencing object.
     fn fix_references(
@@ -817,6 +932,7 @@ impl AdConnector {
             .map(|r| r.highest_committed_usn)
             .unwrap_or(0);
         encode(&AdWatermark {
+            method: wm.method,
             dc: wm.dc,
             cookies: next,
             usn,
@@ -981,9 +1097,11 @@ impl Connector for AdConnector {
         let bases: Vec<String> = self.partitions.iter().map(|p| p.base.to_string()).collect();
         // Cookies first: changes made during the import come again in the next delta.
         let mut cookies = BTreeMap::new();
-        for b in &bases {
-            let c = self.current_cookie(b)?;
-            cookies.insert(b.clone(), B64.encode(c));
+        if self.settings.delta == AdDeltaMethod::Dirsync {
+            for b in &bases {
+                let c = self.current_cookie(b)?;
+                cookies.insert(b.clone(), B64.encode(c));
+            }
         }
         let filter = self.filter();
         let attrs = self.read_attributes();
@@ -1029,6 +1147,7 @@ impl Connector for AdConnector {
             tracing::info!(base = %base, pages, objects = total, "AD partition imported");
         }
         encode(&AdWatermark {
+            method: method_name(self.settings.delta),
             dc: root.dns_host_name,
             cookies,
             usn: root.highest_committed_usn,
@@ -1046,11 +1165,21 @@ impl Connector for AdConnector {
         let root = self.root_dse()?;
         if !root.dns_host_name.eq_ignore_ascii_case(&wm.dc) {
             return Err(ConnectorError::WatermarkExpired(format!(
-                "the DirSync cookie belongs to DC '{}' but the connection reached '{}'",
+                "the delta watermark belongs to DC '{}' but the connection reached '{}'",
                 wm.dc, root.dns_host_name
             )));
         }
-        self.delta_dirsync(wm, cs, sink)
+        if wm.method != method_name(self.settings.delta) {
+            return Err(ConnectorError::WatermarkExpired(format!(
+                "the delta method changed from '{}' to '{}'",
+                wm.method,
+                method_name(self.settings.delta)
+            )));
+        }
+        match self.settings.delta {
+            AdDeltaMethod::Dirsync => self.delta_dirsync(wm, cs, sink),
+            AdDeltaMethod::UsnChanged => self.delta_usn(wm, root.highest_committed_usn, cs, sink),
+        }
     }
 
     fn export(&mut self, batch: &[ExportRequest]) -> Result<Vec<ExportResult>, ConnectorError> {

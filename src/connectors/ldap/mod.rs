@@ -13,4 +13,6 @@ pub mod settings;
 
 pub use ad::AdConnector;
 pub use generic::LdapConnector;
-pub use settings::{AdSettings, ConnectionSettings, DeltaMethod, LdapSettings, PartitionSettings};
+pub use settings::{
+    AdDeltaMethod, AdSettings, ConnectionSettings, DeltaMethod, LdapSettings, PartitionSettings,
+};

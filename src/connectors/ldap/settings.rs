@@ -145,6 +145,18 @@ pub struct LdapSettings {
     pub delta: DeltaMethod,
 }
 
+/// How the Active Directory connector reads changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AdDeltaMethod {
+    /// The DirSync control (needs "Replicating Directory Changes" on the partition root).
+    #[default]
+    Dirsync,
+    /// `uSNChanged` polling on one DC, for accounts without replication rights; deletes are
+    /// read from the tombstones when the account may list them.
+    UsnChanged,
+}
+
 /// Settings of the Active Directory connector.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,6 +175,9 @@ pub struct AdSettings {
     /// Entries per search page.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
+    /// Delta import method.
+    #[serde(default)]
+    pub delta: AdDeltaMethod,
     /// Use `mS-DS-ConsistencyGuid` (when set) instead of `objectGUID` for the `sourceAnchor` attribute.
     #[serde(default = "default_true")]
     pub use_consistency_guid: bool,
