@@ -204,13 +204,12 @@ fn follow_rename(c: &rusqlite::Connection, connector_id: i64, old: &Dn, new: &Dn
             let mut attrs = o.effective_attributes().clone();
             for vals in attrs.values_mut() {
                 for v in vals.iter_mut() {
-                    if let crate::model::Value::Ref(r) = v {
-                        if Dn::parse(r)
+                    if let crate::model::Value::Ref(r) = v
+                        && Dn::parse(r)
                             .map(|x| x.normalized() == old_norm)
                             .unwrap_or(false)
-                        {
-                            *r = new.to_string();
-                        }
+                    {
+                        *r = new.to_string();
                     }
                 }
             }

@@ -73,13 +73,13 @@ impl Applier<'_> {
         match change {
             ImportChange::Upsert(obj) => self.upsert(obj),
             ImportChange::Delete { anchor } => {
-                if let Some(mut o) = store::cs_by_anchor(self.conn, self.connector_id, &anchor)? {
-                    if !o.deleted {
-                        o.deleted = true;
-                        o.sync_pending = true;
-                        store::cs_update(self.conn, &o)?;
-                        self.counters.borrow_mut().deletes += 1;
-                    }
+                if let Some(mut o) = store::cs_by_anchor(self.conn, self.connector_id, &anchor)?
+                    && !o.deleted
+                {
+                    o.deleted = true;
+                    o.sync_pending = true;
+                    store::cs_update(self.conn, &o)?;
+                    self.counters.borrow_mut().deletes += 1;
                 }
                 Ok(())
             }
@@ -173,14 +173,13 @@ fn rewrite_references(
             let mut touched = false;
             for vals in o.attributes.values_mut() {
                 for v in vals.iter_mut() {
-                    if let Value::Ref(d) = v {
-                        if Dn::parse(d)
+                    if let Value::Ref(d) = v
+                        && Dn::parse(d)
                             .map(|d| d.normalized() == old_norm)
                             .unwrap_or(false)
-                        {
-                            *d = new_text.clone();
-                            touched = true;
-                        }
+                    {
+                        *d = new_text.clone();
+                        touched = true;
                     }
                 }
             }

@@ -207,10 +207,10 @@ impl<'e> SyncRun<'e> {
     fn link_pass(&mut self, c: &Connection, chunk: &[i64]) -> Result<()> {
         let mut affected = BTreeSet::new();
         for id in chunk {
-            if let Some(o) = store::cs_get(c, *id)? {
-                if !o.deleted {
-                    self.link_phase(c, o, &mut affected)?;
-                }
+            if let Some(o) = store::cs_get(c, *id)?
+                && !o.deleted
+            {
+                self.link_phase(c, o, &mut affected)?;
             }
             crash_point("sync.link");
         }
@@ -298,21 +298,21 @@ impl SyncRun<'_> {
             return Ok(());
         }
         // Not linked: join, then project.
-        if let Some(jr) = rules.iter().find(|r| !r.join.is_empty()) {
-            if let Some(mv) = self.find_inbound_join(c, &o, jr)? {
-                o.mv_id = Some(mv);
-                o.link = Some(if jr.link_type == LinkType::StickyJoin {
-                    LinkKind::Sticky
-                } else {
-                    LinkKind::Joined
-                });
-                o.link_rule = Some(jr.name.clone());
-                store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
-                self.counters.joins += 1;
-                affected.insert(mv);
-                self.queue_cs_referrers(c, &o, affected)?;
-                return Ok(());
-            }
+        if let Some(jr) = rules.iter().find(|r| !r.join.is_empty())
+            && let Some(mv) = self.find_inbound_join(c, &o, jr)?
+        {
+            o.mv_id = Some(mv);
+            o.link = Some(if jr.link_type == LinkType::StickyJoin {
+                LinkKind::Sticky
+            } else {
+                LinkKind::Joined
+            });
+            o.link_rule = Some(jr.name.clone());
+            store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
+            self.counters.joins += 1;
+            affected.insert(mv);
+            self.queue_cs_referrers(c, &o, affected)?;
+            return Ok(());
         }
         if let Some(pr) = rules.iter().find(|r| r.link_type == LinkType::Provision) {
             let has_join_value = pr.join.is_empty()
@@ -639,16 +639,16 @@ impl SyncRun<'_> {
             let existing = linked.iter().find(|l| l.connector_id == tid).cloned();
             let rules = by_connector.get(target).cloned().unwrap_or_default();
             if rules.is_empty() {
-                if let Some(mut l) = existing {
-                    if l.link == Some(LinkKind::Provisioned) {
-                        let action = l
-                            .link_rule
-                            .as_deref()
-                            .and_then(|n| self.engine.rules.get(n))
-                            .map(|r| r.deprovision)
-                            .unwrap_or(Deprovision::Delete);
-                        self.deprovision(c, &mut l, action, false)?;
-                    }
+                if let Some(mut l) = existing
+                    && l.link == Some(LinkKind::Provisioned)
+                {
+                    let action = l
+                        .link_rule
+                        .as_deref()
+                        .and_then(|n| self.engine.rules.get(n))
+                        .map(|r| r.deprovision)
+                        .unwrap_or(Deprovision::Delete);
+                    self.deprovision(c, &mut l, action, false)?;
                 }
                 continue;
             }
@@ -673,15 +673,15 @@ impl SyncRun<'_> {
                             self.counters.sync_errors += 1;
                             continue;
                         };
-                        if let Some(clash) = store::cs_by_dn(c, tid, &dn)? {
-                            if clash.mv_id.is_some() {
-                                self.errors.push((
+                        if let Some(clash) = store::cs_by_dn(c, tid, &dn)?
+                            && clash.mv_id.is_some()
+                        {
+                            self.errors.push((
                                     dn.to_string(),
                                     format!("cannot provision: '{dn}' already exists in '{target}' and is linked to another identity"),
                                 ));
-                                self.counters.sync_errors += 1;
-                                continue;
-                            }
+                            self.counters.sync_errors += 1;
+                            continue;
                         }
                         let o = CsObject {
                             id: 0,
@@ -762,19 +762,19 @@ impl SyncRun<'_> {
                 });
             }
             let cands = cands.unwrap_or_default();
-            if cands.len() == 1 {
-                if let Some(mut o) = cands.into_iter().next() {
-                    o.mv_id = Some(mv.id);
-                    o.link = Some(if jr.link_type == LinkType::Provision {
-                        LinkKind::Provisioned
-                    } else {
-                        LinkKind::Joined
-                    });
-                    o.link_rule = Some(jr.name.clone());
-                    store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
-                    self.counters.joins += 1;
-                    return Ok(Some(o));
-                }
+            if cands.len() == 1
+                && let Some(mut o) = cands.into_iter().next()
+            {
+                o.mv_id = Some(mv.id);
+                o.link = Some(if jr.link_type == LinkType::Provision {
+                    LinkKind::Provisioned
+                } else {
+                    LinkKind::Joined
+                });
+                o.link_rule = Some(jr.name.clone());
+                store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
+                self.counters.joins += 1;
+                return Ok(Some(o));
             }
         }
         Ok(None)
@@ -892,11 +892,11 @@ impl SyncRun<'_> {
             changes.extend(diff_values(attr, old, new));
         }
         if cs.placeholder {
-            if let Some(dn) = &desired.dn {
-                if *dn != cs.dn || dn.to_string() != cs.dn.to_string() {
-                    cs.dn = dn.clone();
-                    store::cs_update(c, cs)?;
-                }
+            if let Some(dn) = &desired.dn
+                && (*dn != cs.dn || dn.to_string() != cs.dn.to_string())
+            {
+                cs.dn = dn.clone();
+                store::cs_update(c, cs)?;
             }
             let attrs: Vec<AttributeChange> = desired
                 .attrs

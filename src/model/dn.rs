@@ -323,7 +323,7 @@ impl<'a> Parser<'a> {
             self.pos += 1;
         }
         let hex = &self.input[start..self.pos];
-        if hex.is_empty() || hex.len() % 2 != 0 {
+        if hex.is_empty() || !hex.len().is_multiple_of(2) {
             return Err(self.err("a '#' value needs an even number of hex digits"));
         }
         let bytes: Vec<u8> = (0..hex.len())
@@ -332,10 +332,11 @@ impl<'a> Parser<'a> {
             .collect();
         self.skip_spaces();
         // BER-encoded value: keep the raw bytes as text when it is an OCTET/UTF8 STRING.
-        if bytes.len() >= 2 && (bytes[0] == 0x04 || bytes[0] == 0x0c) {
-            if let Ok(s) = String::from_utf8(bytes[2..].to_vec()) {
-                return Ok(s);
-            }
+        if bytes.len() >= 2
+            && (bytes[0] == 0x04 || bytes[0] == 0x0c)
+            && let Ok(s) = String::from_utf8(bytes[2..].to_vec())
+        {
+            return Ok(s);
         }
         Ok(format!("#{hex}"))
     }

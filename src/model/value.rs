@@ -108,10 +108,10 @@ pub fn parse_datetime(text: &str) -> Result<DateTime<Utc>, String> {
         return Ok(d.with_timezone(&Utc));
     }
     let digits: String = t.chars().take_while(|c| c.is_ascii_digit()).collect();
-    if digits.len() >= 14 {
-        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(&digits[..14], "%Y%m%d%H%M%S") {
-            return Ok(n.and_utc());
-        }
+    if digits.len() >= 14
+        && let Ok(n) = chrono::NaiveDateTime::parse_from_str(&digits[..14], "%Y%m%d%H%M%S")
+    {
+        return Ok(n.and_utc());
     }
     Err(format!(
         "'{text}' is not a date-time (RFC 3339 or GeneralizedTime)"

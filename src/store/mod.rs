@@ -561,7 +561,11 @@ fn cs_save(c: &Connection, o: &CsObject, generation: i64) -> Result<i64> {
         o.sync_pending as i64,
         generation,
     ])?;
-    let id = if o.id != 0 { o.id } else { c.last_insert_rowid() };
+    let id = if o.id != 0 {
+        o.id
+    } else {
+        c.last_insert_rowid()
+    };
     cs_write_refs(c, id, o)?;
     Ok(id)
 }
@@ -626,10 +630,10 @@ fn cs_write_refs(c: &Connection, id: i64, o: &CsObject) -> Result<()> {
     )?;
     for vals in o.attributes.values() {
         for v in vals {
-            if let crate::model::Value::Ref(dn) = v {
-                if let Ok(d) = Dn::parse(dn) {
-                    st.execute(params![id, o.connector_id, d.normalized()])?;
-                }
+            if let crate::model::Value::Ref(dn) = v
+                && let Ok(d) = Dn::parse(dn)
+            {
+                st.execute(params![id, o.connector_id, d.normalized()])?;
             }
         }
     }
@@ -698,10 +702,10 @@ pub fn mv_update(c: &Connection, o: &MvObject, indexed: &[String]) -> Result<()>
         c.prepare_cached("INSERT OR IGNORE INTO mv_ref(mv_id, target_mv_id) VALUES (?1, ?2)")?;
     for vals in o.attributes.values() {
         for v in vals {
-            if let crate::model::Value::Ref(t) = v {
-                if let Ok(t) = t.parse::<i64>() {
-                    r.execute(params![o.id, t])?;
-                }
+            if let crate::model::Value::Ref(t) = v
+                && let Ok(t) = t.parse::<i64>()
+            {
+                r.execute(params![o.id, t])?;
             }
         }
     }
