@@ -1737,3 +1737,28 @@ fn random_and_mutated_inputs_never_panic() {
     }
     assert_eq!(runs, 300_000);
 }
+
+/// The deepest accepted expressions parse and evaluate within a 1 MiB stack (tokio workers
+/// have 2 MiB), even in debug builds.
+#[test]
+fn deepest_accepted_expressions_fit_a_small_stack() {
+    let worker = std::thread::Builder::new().stack_size(1 << 20).spawn(|| {
+        let ctx = ctx_a();
+        let mut accepted = 0;
+        for depth in [50usize, 90, 99, 100] {
+            let calls = format!("{}[givenName]{}", "Trim(".repeat(depth), ")".repeat(depth));
+            let parens = format!("{}1{}", "(".repeat(depth), ")".repeat(depth));
+            let iifs = format!("{}1{}", "IIF(True,".repeat(depth), ",2)".repeat(depth));
+            let chain = vec!["[sn]"; depth].join(" & ");
+            for src in [calls, parens, iifs, chain] {
+                if let Ok(e) = Expression::parse(&src) {
+                    accepted += 1;
+                    assert!(e.evaluate(&ctx).is_ok(), "{src}");
+                }
+            }
+        }
+        accepted
+    });
+    let accepted = worker.map(|w| w.join());
+    assert!(matches!(accepted, Ok(Ok(n)) if n >= 8), "{accepted:?}");
+}

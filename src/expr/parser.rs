@@ -345,7 +345,7 @@ pub fn parse(src: &str) -> Result<Node, ExprError> {
     if matches!(p.peek(), Tok::Eof) {
         return Err(p.err(1, "empty expression"));
     }
-    let (node, _) = p.expr(0)?;
+    let (node, _) = p.binary(1, 0)?;
     match p.peek() {
         Tok::Eof => {
             let mut scope = Vec::new();
@@ -433,20 +433,20 @@ impl Parser<'_> {
         }
     }
 
-    /// Parses operators of `level` and tighter. Returns the node and its tree depth.
-    fn level(&mut self, level: u8, nest: usize) -> Result<(Node, usize), ExprError> {
-        if level > 3 {
-            return self.unary(nest);
-        }
-        let (mut node, mut depth) = self.level(level + 1, nest)?;
+    /// Precedence climbing: parses operators of `min_level` and tighter, left to right at
+    /// equal priority inside a level. Returns the node and its tree depth. One frame per
+    /// nesting level keeps deep expressions within small thread stacks.
+    fn binary(&mut self, min_level: u8, nest: usize) -> Result<(Node, usize), ExprError> {
+        self.check_depth(nest, self.col())?;
+        let (mut node, mut depth) = self.unary(nest)?;
         loop {
             let op = match self.peek() {
-                Tok::Op(op) if op.level() == level => *op,
+                Tok::Op(op) if op.level() >= min_level => *op,
                 _ => break,
             };
             let col = self.col();
             self.next();
-            let (rhs, rd) = self.level(level + 1, nest)?;
+            let (rhs, rd) = self.binary(op.level() + 1, nest)?;
             depth = depth.max(rd) + 1;
             self.check_depth(depth + nest, col)?;
             node = Node::Binary {
@@ -456,11 +456,6 @@ impl Parser<'_> {
             };
         }
         Ok((node, depth))
-    }
-
-    fn expr(&mut self, nest: usize) -> Result<(Node, usize), ExprError> {
-        self.check_depth(nest, self.col())?;
-        self.level(1, nest)
     }
 
     fn unary(&mut self, nest: usize) -> Result<(Node, usize), ExprError> {
@@ -494,7 +489,7 @@ impl Parser<'_> {
             Tok::Param(name) => Ok((Node::Param(name), 1)),
             Tok::Var(name) => Ok((Node::Var { name, col }, 1)),
             Tok::LParen => {
-                let (inner, d) = self.expr(nest + 1)?;
+                let (inner, d) = self.binary(1, nest + 1)?;
                 if !matches!(self.peek(), Tok::RParen) {
                     return Err(self.err(self.col(), "expected ')'"));
                 }
@@ -549,18 +544,7 @@ impl Parser<'_> {
     fn call(&mut self, name: &str, col: usize, nest: usize) -> Result<(Node, usize), ExprError> {
         let f = match Func::from_name(name) {
             Some(f) => f,
-            None => {
-                let hint = Func::all_names()
-                    .find(|k| k.eq_ignore_ascii_case(name))
-                    .map(|k| format!(" (did you mean '{k}'? function names are case-sensitive)"))
-                    .unwrap_or_default();
-                let cert = if name.starts_with("Cert") || name == "IsCert" {
-                    " (certificate functions are not supported yet)"
-                } else {
-                    ""
-                };
-                return Err(self.err(col, format!("unknown function '{name}'{hint}{cert}")));
-            }
+            None => return Err(self.unknown_function(name, col)),
         };
         self.next(); // '('
         let mut args = Vec::new();
@@ -571,7 +555,7 @@ impl Parser<'_> {
         } else {
             loop {
                 cols.push(self.col());
-                let (a, d) = self.expr(nest + 1)?;
+                let (a, d) = self.binary(1, nest + 1)?;
                 depth = depth.max(d);
                 args.push(a);
                 match self.next() {
@@ -590,6 +574,34 @@ impl Parser<'_> {
                 }
             }
         }
+        self.finish_call(f, name, col, args, &cols, depth)
+    }
+
+    #[inline(never)]
+    fn unknown_function(&self, name: &str, col: usize) -> ExprError {
+        let hint = Func::all_names()
+            .find(|k| k.eq_ignore_ascii_case(name))
+            .map(|k| format!(" (did you mean '{k}'? function names are case-sensitive)"))
+            .unwrap_or_default();
+        let cert = if name.starts_with("Cert") || name == "IsCert" {
+            " (certificate functions are not supported yet)"
+        } else {
+            ""
+        };
+        self.err(col, format!("unknown function '{name}'{hint}{cert}"))
+    }
+
+    /// Arity and argument-shape checks; builds the node (kept out of the recursive path).
+    #[inline(never)]
+    fn finish_call(
+        &self,
+        f: Func,
+        name: &str,
+        col: usize,
+        args: Vec<Node>,
+        cols: &[usize],
+        depth: usize,
+    ) -> Result<(Node, usize), ExprError> {
         let (lo, hi) = f.arity();
         let n = args.len();
         if n < lo || n > hi {
