@@ -617,7 +617,7 @@ impl Parser<'_> {
                 format!("{name} takes {expected} argument(s), {n} given"),
             ));
         }
-        if f == Func::Switch && n % 2 != 0 {
+        if f == Func::Switch && n % 2 == 1 {
             return Err(self.err(
                 col,
                 "Switch takes pairs of condition and value: an even number of arguments",
