@@ -7,7 +7,7 @@ use super::{
     Engine, EngineError, Result, RunOptions, StepCounters, build_connector, crash_point, history,
 };
 use crate::connectors::{ConnectorError, ExportOperation, ExportOutcome, ExportRequest};
-use crate::model::{AttributeChange, Attributes, Dn};
+use crate::model::{Attributes, Dn};
 use crate::store::{self, StoreError};
 use std::collections::HashMap;
 
@@ -25,8 +25,7 @@ impl Engine {
             return Ok(());
         }
         let cid = self.connector_id(connector)?;
-        let pending = store::pending_list(self.store.conn(), Some(cid))?;
-        let deletes = pending.iter().filter(|p| p.op == "delete").count() as u64;
+        let deletes = store::pending_delete_count(self.store.conn(), cid)?;
         if deletes == 0 {
             return Ok(());
         }
@@ -88,30 +87,28 @@ impl Engine {
                     store::pending_clear(self.store.conn(), p.cs_id)?;
                     continue;
                 };
-                let changes: Vec<AttributeChange> = serde_json::from_value(p.changes.clone())
-                    .map_err(|e| StoreError::Corrupt(format!("pending export {}: {e}", p.cs_id)))?;
                 let operation = match p.op.as_str() {
                     "add" => {
                         let mut attributes = Attributes::new();
-                        for ch in &changes {
+                        for ch in &p.changes {
                             ch.apply(&mut attributes);
                         }
                         ExportOperation::Add { attributes }
                     }
                     "delete" => ExportOperation::Delete,
                     _ => ExportOperation::Update {
-                        changes: changes.clone(),
+                        changes: p.changes.clone(),
                         new_dn: p.new_dn.as_deref().and_then(|d| Dn::parse(d).ok()),
                     },
                 };
+                by_id.insert(p.cs_id, (requests.len(), p, cs.clone()));
                 requests.push(ExportRequest {
                     id: p.cs_id,
-                    object_type: cs.object_type.clone(),
-                    anchor: cs.anchor.clone(),
-                    dn: cs.dn.clone(),
+                    object_type: cs.object_type,
+                    anchor: cs.anchor,
+                    dn: cs.dn,
                     operation,
                 });
-                by_id.insert(p.cs_id, (p.clone(), cs, changes));
             }
             crash_point("export.before_write");
             let results = match conn.export(&requests) {
@@ -127,9 +124,11 @@ impl Engine {
             crash_point("export.after_write");
             let tx = self.store.transaction()?;
             for r in results {
-                let Some((p, mut cs, changes)) = by_id.remove(&r.id) else {
+                let Some((idx, p, mut cs)) = by_id.remove(&r.id) else {
                     continue;
                 };
+                let changes = &p.changes;
+                let written = requests.get(idx).map(|q| &q.operation);
                 match r.outcome {
                     ExportOutcome::Success { anchor } => match p.op.as_str() {
                         "delete" => {
@@ -137,10 +136,10 @@ impl Engine {
                             counters.export_deletes += 1;
                         }
                         "add" => {
-                            let mut attrs = Attributes::new();
-                            for ch in &changes {
-                                ch.apply(&mut attrs);
-                            }
+                            let attrs = match written {
+                                Some(ExportOperation::Add { attributes }) => attributes.clone(),
+                                _ => Attributes::new(),
+                            };
                             cs.anchor = anchor.or(cs.anchor);
                             cs.placeholder = false;
                             cs.unconfirmed = Some(attrs);
@@ -150,7 +149,7 @@ impl Engine {
                         }
                         _ => {
                             let mut attrs = cs.effective_attributes().clone();
-                            for ch in &changes {
+                            for ch in changes {
                                 ch.apply(&mut attrs);
                             }
                             cs.unconfirmed = Some(attrs);

@@ -78,8 +78,7 @@ pub fn build(c: &Connection) -> Result<Plan> {
             .as_ref()
             .map(|o| o.effective_attributes().clone())
             .unwrap_or_default();
-        let changes: Vec<AttributeChange> =
-            serde_json::from_value(p.changes.clone()).unwrap_or_default();
+        let changes = &p.changes;
         let attributes = changes
             .iter()
             .map(|ch| {

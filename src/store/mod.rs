@@ -167,8 +167,8 @@ pub struct PendingExport {
     pub dn: String,
     /// New DN for a rename or move.
     pub new_dn: Option<String>,
-    /// Attribute changes (JSON array of `AttributeChange`).
-    pub changes: serde_json::Value,
+    /// Attribute changes (for an add: the attributes of the new object as replaces).
+    pub changes: Vec<crate::model::AttributeChange>,
     /// How many export attempts failed so far.
     pub attempts: i64,
     /// Last error.
@@ -786,6 +786,16 @@ pub fn pending_fail(c: &Connection, cs_id: i64, error: &str) -> Result<()> {
     )?
     .execute(params![cs_id, error, now()])?;
     Ok(())
+}
+
+/// Number of pending deletes of a connector.
+pub fn pending_delete_count(c: &Connection, connector_id: i64) -> Result<u64> {
+    let n: i64 = c.query_row(
+        "SELECT COUNT(*) FROM pending_export WHERE connector_id=?1 AND op='delete'",
+        [connector_id],
+        |r| r.get(0),
+    )?;
+    Ok(n.max(0) as u64)
 }
 
 /// Pending exports of a connector (all connectors when `None`), in creation order.
