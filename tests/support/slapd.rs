@@ -172,12 +172,12 @@ impl Slapd {
     /// Kills the server hard (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let pid_file = self.dir.path().join("slapd.pid");
-        if let Ok(text) = std::fs::read_to_string(&pid_file) {
-            if let Ok(pid) = text.trim().parse::<i32>() {
-                // SAFETY: sending a signal to a process id we started; no memory is involved.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
+        if let Ok(text) = std::fs::read_to_string(&pid_file)
+            && let Ok(pid) = text.trim().parse::<i32>()
+        {
+            // SAFETY: sending a signal to a process id we started; no memory is involved.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
             }
         }
         self.stop_watchdog();

@@ -524,10 +524,10 @@ impl AdConnector {
                 return Ok(());
             }
             let known = cs.by_anchor(&anchor);
-            if let Some(k) = &known {
-                if k.dn != obj.dn {
-                    self.old_dns.push(k.dn.clone());
-                }
+            if let Some(k) = &known
+                && k.dn != obj.dn
+            {
+                self.old_dns.push(k.dn.clone());
             }
             if self.in_scope(&obj.dn) {
                 let existed_before = obj
@@ -592,11 +592,11 @@ impl AdConnector {
                 tracing::warn!(base = %base, error = %e, "tombstones not readable: deletes wait for the next full import");
             }
             for a in gone {
-                if let Some(k) = cs.by_anchor(&a) {
-                    if emitted.insert(a.clone()) {
-                        self.old_dns.push(k.dn);
-                        sink.push(ImportChange::Delete { anchor: a })?;
-                    }
+                if let Some(k) = cs.by_anchor(&a)
+                    && emitted.insert(a.clone())
+                {
+                    self.old_dns.push(k.dn);
+                    sink.push(ImportChange::Delete { anchor: a })?;
                 }
             }
             // Changed containers first, then changed objects.
@@ -707,10 +707,10 @@ impl AdConnector {
             "re-reading objects with references to moved or deleted objects"
         );
         for a in stale {
-            if let Some(g) = guid_bytes(&a) {
-                if let Some(e) = self.read_by_guid(&g)? {
-                    self.emit(e, cs, sink, emitted)?;
-                }
+            if let Some(g) = guid_bytes(&a)
+                && let Some(e) = self.read_by_guid(&g)?
+            {
+                self.emit(e, cs, sink, emitted)?;
             }
         }
         Ok(())
@@ -898,11 +898,11 @@ impl AdConnector {
             }
             tracing::info!(base = %base, rounds, changed = changed.len(), deleted = deletes.len(), "DirSync changes read");
             for a in deletes {
-                if let Some(k) = cs.by_anchor(&a) {
-                    if emitted.insert(a.clone()) {
-                        self.old_dns.push(k.dn);
-                        sink.push(ImportChange::Delete { anchor: a })?;
-                    }
+                if let Some(k) = cs.by_anchor(&a)
+                    && emitted.insert(a.clone())
+                {
+                    self.old_dns.push(k.dn);
+                    sink.push(ImportChange::Delete { anchor: a })?;
                 }
             }
             // Re-read everything (DirSync returned only the changed attributes), then handle
@@ -910,10 +910,10 @@ impl AdConnector {
             let mut seen: HashSet<Vec<u8>> = HashSet::new();
             let mut fresh: Vec<RawEntry> = Vec::new();
             for guid in changed {
-                if seen.insert(guid.clone()) {
-                    if let Some(e) = self.read_by_guid(&guid)? {
-                        fresh.push(e);
-                    }
+                if seen.insert(guid.clone())
+                    && let Some(e) = self.read_by_guid(&guid)?
+                {
+                    fresh.push(e);
                 }
             }
             fresh.sort_by_key(|e| !Self::is_container(e));
@@ -1037,23 +1037,23 @@ fn dirsync_error(target: &str, rc: u32, text: &str, base: &str) -> ConnectorErro
 
 /// Encodes a value for AD: `unicodePwd` is the quoted password in UTF-16LE.
 pub fn ad_encode(name: &str, v: &Value) -> Vec<u8> {
-    if name.eq_ignore_ascii_case("unicodePwd") {
-        if let Value::Str(s) = v {
-            return format!("\"{s}\"")
-                .encode_utf16()
-                .flat_map(|u| u.to_le_bytes())
-                .collect();
-        }
-    }
-    if name.eq_ignore_ascii_case("objectGUID") || name.eq_ignore_ascii_case("mS-DS-ConsistencyGuid")
+    if name.eq_ignore_ascii_case("unicodePwd")
+        && let Value::Str(s) = v
     {
-        if let Value::Str(s) = v {
-            if let Some(b) = guid_bytes(s) {
-                return b;
-            }
-            if let Ok(b) = B64.decode(s) {
-                return b;
-            }
+        return format!("\"{s}\"")
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+    }
+    if (name.eq_ignore_ascii_case("objectGUID")
+        || name.eq_ignore_ascii_case("mS-DS-ConsistencyGuid"))
+        && let Value::Str(s) = v
+    {
+        if let Some(b) = guid_bytes(s) {
+            return b;
+        }
+        if let Ok(b) = B64.decode(s) {
+            return b;
         }
     }
     ValueCodec::encode(v)
@@ -1127,21 +1127,21 @@ impl Connector for AdConnector {
                         deferred.push(e);
                         return Ok(());
                     }
-                    if let Some(obj) = ad_object(&e, types, codec, settings)? {
-                        if p.in_scope(&obj.dn) {
-                            total += 1;
-                            sink.push(ImportChange::Upsert(obj))?;
-                        }
+                    if let Some(obj) = ad_object(&e, types, codec, settings)?
+                        && p.in_scope(&obj.dn)
+                    {
+                        total += 1;
+                        sink.push(ImportChange::Upsert(obj))?;
                     }
                     Ok(())
                 },
             )?;
             for e in deferred {
-                if let Some(obj) = self.convert(e)? {
-                    if p.in_scope(&obj.dn) {
-                        total += 1;
-                        sink.push(ImportChange::Upsert(obj))?;
-                    }
+                if let Some(obj) = self.convert(e)?
+                    && p.in_scope(&obj.dn)
+                {
+                    total += 1;
+                    sink.push(ImportChange::Upsert(obj))?;
                 }
             }
             tracing::info!(base = %base, pages, objects = total, "AD partition imported");

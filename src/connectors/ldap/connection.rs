@@ -182,10 +182,10 @@ impl LdapClient {
                     }
                 }
             }
-            if let Some(e) = last {
-                if self.conn.is_none() {
-                    return Err(e);
-                }
+            if let Some(e) = last
+                && self.conn.is_none()
+            {
+                return Err(e);
             }
         }
         self.conn

@@ -413,18 +413,17 @@ impl LdapConnector {
                 let mut consumer = || -> Result<(), ConnectorError> {
                     for batch in rx.iter() {
                         for e in batch {
-                            if timestamps {
-                                if let Some(ts) = e.first_text("modifyTimestamp") {
-                                    if max_ts.as_deref().is_none_or(|m| ts.as_str() > m) {
-                                        max_ts = Some(ts);
-                                    }
-                                }
+                            if timestamps
+                                && let Some(ts) = e.first_text("modifyTimestamp")
+                                && max_ts.as_deref().is_none_or(|m| ts.as_str() > m)
+                            {
+                                max_ts = Some(ts);
                             }
-                            if let Some(obj) = map.to_object(e)? {
-                                if p.in_scope(&obj.dn) {
-                                    count += 1;
-                                    sink.push(ImportChange::Upsert(obj))?;
-                                }
+                            if let Some(obj) = map.to_object(e)?
+                                && p.in_scope(&obj.dn)
+                            {
+                                count += 1;
+                                sink.push(ImportChange::Upsert(obj))?;
                             }
                         }
                     }
@@ -573,10 +572,11 @@ impl LdapConnector {
                         }
                         Some(obj) => {
                             // Moved out of scope: gone from the connector's point of view.
-                            if let Some(a) = obj.anchor {
-                                if cs.by_anchor(&a).is_some() && deleted.insert(a.clone()) {
-                                    sink.push(ImportChange::Delete { anchor: a })?;
-                                }
+                            if let Some(a) = obj.anchor
+                                && cs.by_anchor(&a).is_some()
+                                && deleted.insert(a.clone())
+                            {
+                                sink.push(ImportChange::Delete { anchor: a })?;
                             }
                         }
                         None => {}
