@@ -867,3 +867,47 @@ fn add_records_in_a_content_file_and_file_urls_inside_its_folder() {
     );
     assert_eq!(objs[0].object_type, "user");
 }
+
+#[test]
+fn export_generates_binary_anchors_that_import_back_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = LdifSettings::new("ad.ldif");
+    s.anchor_attribute = "objectGUID".into();
+    let mut c = LdifConnector::new(s, dir.path()).unwrap();
+    let mut attrs = Attributes::new();
+    attrs.insert("sn".into(), vec!["x".into()]);
+    let r = c
+        .export(&[ExportRequest {
+            id: 1,
+            object_type: "user".into(),
+            anchor: None,
+            dn: dn("CN=x,DC=corp"),
+            operation: ExportOperation::Add { attributes: attrs },
+        }])
+        .unwrap();
+    let ExportOutcome::Success {
+        anchor: Some(anchor),
+    } = &r[0].outcome
+    else {
+        panic!("{r:?}")
+    };
+    let (objs, _) = import(&mut c).unwrap();
+    assert_eq!(objs[0].anchor.as_ref(), Some(anchor));
+    assert!(matches!(&objs[0].values("objectGUID")[0], Value::Bin(b) if b.len() == 16));
+    // An integer anchor cannot be invented.
+    let mut s = LdifSettings::new("n.ldif");
+    s.anchor_attribute = "uidNumber".into();
+    let mut c = LdifConnector::new(s, dir.path()).unwrap();
+    let r = c
+        .export(&[ExportRequest {
+            id: 2,
+            object_type: "user".into(),
+            anchor: None,
+            dn: dn("CN=y,DC=corp"),
+            operation: ExportOperation::Add {
+                attributes: Attributes::new(),
+            },
+        }])
+        .unwrap();
+    assert_eq!(failed(&r[0]), ExportErrorKind::IdentityDataValidationFailed);
+}

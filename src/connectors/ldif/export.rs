@@ -7,7 +7,25 @@ use crate::connectors::{
     ExportErrorKind, ExportOperation, ExportOutcome, ExportRequest, ExportResult,
 };
 use crate::model::{AttrType, AttributeChange, Attributes, Dn, Object, Value};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use std::collections::HashMap;
+
+/// The anchor value for an entry that has none, and its text form: the given anchor, else a
+/// new UUID v4 (as 16 raw bytes, rendered base64, when the anchor attribute is binary).
+fn new_anchor(typing: &Typing, given: Option<&str>) -> (Value, String) {
+    if typing.attr_type(&typing.anchor_attribute) == AttrType::Binary {
+        let bytes = given
+            .and_then(|g| B64.decode(g).ok())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().as_bytes().to_vec());
+        let text = B64.encode(&bytes);
+        return (Value::Bin(bytes), text);
+    }
+    let text = given
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    (Value::Str(text.clone()), text)
+}
 
 /// A per-request failure.
 struct Fail(ExportErrorKind, String);
@@ -45,8 +63,8 @@ impl<'t> Store<'t> {
         };
         for mut o in objects {
             if o.anchor.is_none() {
-                let a = uuid::Uuid::new_v4().to_string();
-                o.set(&typing.anchor_attribute, vec![Value::Str(a.clone())]);
+                let (v, a) = new_anchor(typing, None);
+                o.set(&typing.anchor_attribute, vec![v]);
                 o.anchor = Some(a);
                 s.dirty = true;
             }
@@ -308,11 +326,20 @@ impl<'t> Store<'t> {
         let anchor = match self.typing.anchor_of(&attrs) {
             Some(a) => a,
             None => {
-                let a = req
-                    .anchor
-                    .clone()
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                replace_values(&mut attrs, &anchor_attr, vec![Value::Str(a.clone())]);
+                let ty = self.typing.attr_type(&anchor_attr);
+                if req.anchor.is_none()
+                    && !matches!(
+                        ty,
+                        AttrType::String | AttrType::Binary | AttrType::Reference
+                    )
+                {
+                    return Err(Fail(
+                        ExportErrorKind::IdentityDataValidationFailed,
+                        format!("no value for the {ty:?} anchor attribute '{anchor_attr}'"),
+                    ));
+                }
+                let (v, a) = new_anchor(self.typing, req.anchor.as_deref());
+                replace_values(&mut attrs, &anchor_attr, vec![v]);
                 a
             }
         };
