@@ -112,8 +112,16 @@ pub fn parse_cdate(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Some(d.with_timezone(&Utc));
     }
+    if let Ok(d) = DateTime::parse_from_rfc2822(t) {
+        return Some(d.with_timezone(&Utc));
+    }
     if t.len() >= 14 && t.bytes().take(14).all(|b| b.is_ascii_digit()) {
-        return crate::model::parse_datetime(t).ok();
+        return parse_generalized(t);
+    }
+    if t.bytes().any(|b| b.is_ascii_alphabetic()) {
+        if let Some(iso) = month_names_to_iso(t) {
+            return parse_cdate(&iso);
+        }
     }
     let mut c = Cursor {
         s: t.as_bytes(),
@@ -211,6 +219,88 @@ pub fn parse_cdate(text: &str) -> Option<DateTime<Utc>> {
     )?;
     Utc.from_utc_datetime(&naive)
         .checked_sub_signed(Duration::try_minutes(offset_min)?)
+}
+
+/// LDAP GeneralizedTime: `yyyyMMddHHmmss[.f][Z|±hhmm]` (no zone = UTC).
+fn parse_generalized(t: &str) -> Option<DateTime<Utc>> {
+    let digits = t.get(..14)?;
+    let naive = chrono::NaiveDateTime::parse_from_str(digits, "%Y%m%d%H%M%S").ok()?;
+    let mut rest = t.get(14..)?;
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix('.').or_else(|| rest.strip_prefix(',')) {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let f = frac.get(..n)?;
+        for (i, b) in f.bytes().take(9).enumerate() {
+            nanos += u32::from(b - b'0') * 10u32.pow(8 - i as u32);
+        }
+        rest = frac.get(n..)?;
+    }
+    let offset_min: i64 = match rest {
+        "" | "Z" => 0,
+        z => {
+            let (sign, hhmm) = match z.split_at_checked(1)? {
+                ("+", r) => (1, r),
+                ("-", r) => (-1, r),
+                _ => return None,
+            };
+            if hhmm.len() != 4 || !hhmm.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let v: i64 = hhmm.parse().ok()?;
+            sign * ((v / 100) * 60 + v % 100)
+        }
+    };
+    Utc.from_utc_datetime(&naive)
+        .checked_add_signed(Duration::nanoseconds(i64::from(nanos)))?
+        .checked_sub_signed(Duration::try_minutes(offset_min)?)
+}
+
+/// Rewrites `10 Jan 2013 ...`, `January 10, 2013 ...` or `Thu Jan 10 2013 ...` as
+/// `2013-01-10 ...` (day names are ignored).
+fn month_names_to_iso(t: &str) -> Option<String> {
+    let words: Vec<&str> = t
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut month = None;
+    let mut day = None;
+    let mut year = None;
+    let mut rest: Vec<&str> = Vec::new();
+    for w in words {
+        let lower = w.to_ascii_lowercase();
+        let is_num = w.bytes().all(|b| b.is_ascii_digit());
+        if month.is_none() && lower.len() >= 3 {
+            if let Some(i) = MONTHS
+                .iter()
+                .position(|m| m.to_ascii_lowercase().starts_with(&lower) && lower.len() <= m.len())
+            {
+                month = Some(i + 1);
+                continue;
+            }
+        }
+        if DAYS.iter().any(|d| {
+            let dl = d.to_ascii_lowercase();
+            lower.len() >= 3 && dl.starts_with(&lower)
+        }) {
+            continue;
+        }
+        if is_num && w.len() == 4 && year.is_none() {
+            year = Some(w);
+        } else if is_num && w.len() <= 2 && day.is_none() && year.is_none() {
+            day = Some(w);
+        } else if is_num && w.len() <= 2 && day.is_none() {
+            day = Some(w);
+        } else {
+            rest.push(w);
+        }
+    }
+    let (m, d, y) = (month?, day?, year?);
+    let mut out = format!("{y}-{m:02}-{d:0>2}");
+    for r in rest {
+        out.push(' ');
+        out.push_str(r);
+    }
+    Some(out)
 }
 
 const MONTHS: [&str; 12] = [
