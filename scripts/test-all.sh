@@ -13,11 +13,16 @@ cargo fmt --all -- --check
 echo "== lint"
 cargo clippy --all-targets --locked -- -D warnings
 
+echo "== benchmarks (smoke run at small sizes; real figures: cargo bench)"
+cargo test --benches --locked
+
+echo "== doctests"
+cargo test --doc --locked
+
 echo "== tests"
+# Last, so that the run ends with the test runner's summary.
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --all-targets --locked --no-fail-fast
-    # nextest does not run doctests
-    cargo test --doc --locked
+    cargo nextest run --lib --bins --tests --locked --no-fail-fast
 else
-    cargo test --all-targets --locked --no-fail-fast
+    cargo test --lib --bins --tests --locked --no-fail-fast
 fi
