@@ -5,6 +5,21 @@
 //! may start with a UTF-8 BOM. Empty cells mean "no value"; multi-valued columns split on a
 //! separator. There is no change feed: the engine runs a full import and computes the
 //! changes itself. Export rewrites the file atomically with the same columns.
+//!
+//! ```toml
+//! [[connectors]]
+//! name = "hr"
+//! type = "csv"
+//! [connectors.settings]
+//! path = "hr.csv"
+//! anchor_column = "employeeId"
+//! dn_template = "CN={displayName},OU={department},DC=hr"
+//! multi_valued_columns = ["roles"]
+//! ignore_columns = ["salary"]
+//! [connectors.settings.column_types]
+//! hireDate = "datetime"
+//! active = "boolean"
+//! ```
 
 use crate::connectors::ldif::write_atomic;
 use crate::connectors::{

@@ -12,6 +12,26 @@
 //! [`LdifSettings::attribute_types`] over built-in defaults (`member`, `manager` ... are
 //! references, `userAccountControl`, `uidNumber` ... integers, `objectGUID`, `jpegPhoto` ...
 //! binary, everything else strings).
+//!
+//! ```toml
+//! [[connectors]]
+//! name = "corp"
+//! type = "ldif"
+//! [connectors.settings]
+//! path = "corp.ldif"              # content records
+//! changes_dir = "changes/corp"    # *.ldif change records, applied in file-name order
+//! anchor_attribute = "entryUUID"  # the default
+//! [connectors.settings.attribute_types]
+//! employeeNumber = "integer"
+//! [connectors.settings.object_types]
+//! posixGroup = "group"
+//! ```
+//!
+//! Export works like a directory server: adds of an existing DN fail, an add without an
+//! anchor gets a new UUID, renames move the subtree, references (`member`, `manager` ...)
+//! follow renames and disappear with deleted entries, and non-leaf entries cannot be deleted.
+//! Delta imports apply the change records as written: references held by other entries are
+//! not rewritten (as AD's DirSync does not report them either).
 
 mod delta;
 mod export;
