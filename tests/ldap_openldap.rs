@@ -593,3 +593,21 @@ fn bench_full_import_against_ldapsearch() {
 fn status_ok(s: std::process::ExitStatus) -> bool {
     s.success()
 }
+
+#[test]
+fn without_syncprov_full_import_works_without_a_delta_watermark() {
+    if !support::require(
+        "slapd",
+        "without_syncprov_full_import_works_without_a_delta_watermark",
+    ) {
+        return;
+    }
+    let slapd = Slapd::start_without_syncprov();
+    slapd.add(&people_ldif(0, 3));
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut c = LdapConnector::new(settings(&slapd, dir.path(), "")).expect("connector");
+    let mut out: Vec<ImportChange> = Vec::new();
+    let wm = c.full_import(&mut out).expect("full import");
+    assert_eq!(out.len(), 3);
+    assert_eq!(wm, None);
+}

@@ -29,16 +29,22 @@ impl Slapd {
     /// Like [`Slapd::start`], with `n` people loaded offline by `slapadd` before the start
     /// (`uid=p<i>,ou=people`).
     pub fn start_with_bulk(n: usize) -> Slapd {
-        Self::start_with(n, false)
+        Self::start_with(n, Some(false))
+    }
+
+    /// A server without the syncprov overlay (no content synchronization).
+    pub fn start_without_syncprov() -> Slapd {
+        Self::start_with(0, None)
     }
 
     /// A server whose syncprov keeps a session log: content synchronization then reports
     /// deletes explicitly (syncIdSet with refreshDeletes) instead of a present phase.
     pub fn start_with_sessionlog() -> Slapd {
-        Self::start_with(0, true)
+        Self::start_with(0, Some(true))
     }
 
-    fn start_with(n: usize, sessionlog: bool) -> Slapd {
+    /// `syncprov`: None for no overlay, Some(session log on/off).
+    fn start_with(n: usize, syncprov: Option<bool>) -> Slapd {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("db")).expect("db dir");
         let d = dir.path().display();
@@ -59,12 +65,11 @@ impl Slapd {
              rootpw {ROOT_PW}\n\
              directory {d}/db\n\
              index objectClass,entryCSN,entryUUID eq\n\
-             overlay syncprov\n\
-             {log}",
-            log = if sessionlog {
-                "syncprov-sessionlog 1000\n"
-            } else {
-                ""
+             {overlay}",
+            overlay = match syncprov {
+                None => "",
+                Some(false) => "overlay syncprov\n",
+                Some(true) => "overlay syncprov\nsyncprov-sessionlog 1000\n",
             }
         );
         std::fs::write(dir.path().join("slapd.conf"), conf).expect("write slapd.conf");

@@ -835,8 +835,19 @@ impl Connector for LdapConnector {
                     .map(|p| p.base.to_string())
                     .collect::<Vec<_>>()
                 {
-                    let c = self.current_cookie(&base)?;
-                    cookies.insert(base, B64.encode(c));
+                    match self.current_cookie(&base) {
+                        Ok(c) => {
+                            cookies.insert(base, B64.encode(c));
+                        }
+                        // No content synchronization on this server: the import still runs,
+                        // without a delta watermark (every run is a full import).
+                        Err(e @ (ConnectorError::Unsupported(_) | ConnectorError::Protocol(_))) => {
+                            tracing::warn!(base = %base, error = %e, "no RFC 4533 cookie; delta import unavailable");
+                            self.paged_import(sink, None)?;
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 self.paged_import(sink, None)?;
                 encode_watermark(&LdapWatermark::Syncrepl { cookies })
