@@ -118,10 +118,9 @@ pub fn parse_cdate(text: &str) -> Option<DateTime<Utc>> {
     if t.len() >= 14 && t.bytes().take(14).all(|b| b.is_ascii_digit()) {
         return parse_generalized(t);
     }
-    if t.bytes().any(|b| b.is_ascii_alphabetic()) {
-        if let Some(iso) = month_names_to_iso(t) {
-            return parse_cdate(&iso);
-        }
+    let has_letters = t.bytes().any(|b| b.is_ascii_alphabetic());
+    if let Some(iso) = has_letters.then(|| month_names_to_iso(t)).flatten() {
+        return parse_cdate(&iso);
     }
     let mut c = Cursor {
         s: t.as_bytes(),
@@ -269,14 +268,16 @@ fn month_names_to_iso(t: &str) -> Option<String> {
     for w in words {
         let lower = w.to_ascii_lowercase();
         let is_num = w.bytes().all(|b| b.is_ascii_digit());
-        if month.is_none() && lower.len() >= 3 {
-            if let Some(i) = MONTHS
+        let month_hit = if month.is_none() && lower.len() >= 3 {
+            MONTHS
                 .iter()
                 .position(|m| m.to_ascii_lowercase().starts_with(&lower) && lower.len() <= m.len())
-            {
-                month = Some(i + 1);
-                continue;
-            }
+        } else {
+            None
+        };
+        if let Some(i) = month_hit {
+            month = Some(i + 1);
+            continue;
         }
         if DAYS.iter().any(|d| {
             let dl = d.to_ascii_lowercase();
@@ -286,8 +287,6 @@ fn month_names_to_iso(t: &str) -> Option<String> {
         }
         if is_num && w.len() == 4 && year.is_none() {
             year = Some(w);
-        } else if is_num && w.len() <= 2 && day.is_none() && year.is_none() {
-            day = Some(w);
         } else if is_num && w.len() <= 2 && day.is_none() {
             day = Some(w);
         } else {
