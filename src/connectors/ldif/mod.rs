@@ -845,6 +845,66 @@ mod tests {
     }
 
     #[test]
+    fn generated_values_round_trip_through_writer_and_parser() {
+        // Deterministic pseudo-random strings over an alphabet of troublemakers.
+        let alphabet: Vec<char> = " :<#,+\"\\;=>\t\r\n\0\u{7f}aZ9-ëÜ漢🙂".chars().collect();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let t = typing();
+        let mut objects = Vec::new();
+        for i in 0..200 {
+            let len = next(120);
+            let text: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            let rdn_value: String = (0..1 + next(12))
+                .map(|_| alphabet[next(alphabet.len())])
+                .filter(|c| *c != '\0')
+                .collect();
+            let rdn_value = if rdn_value.trim().is_empty() {
+                format!("x{rdn_value}x")
+            } else {
+                rdn_value
+            };
+            let dn = Dn::root()
+                .child(crate::model::Rdn::new("dc", "x"))
+                .child(crate::model::Rdn::new("cn", &format!("{i}{rdn_value}")));
+            let mut o = Object::new(Some(format!("a{i}")), dn, "user");
+            o.set("entryUUID", vec![Value::Str(format!("a{i}"))]);
+            o.set("objectClass", vec![Value::from("inetOrgPerson")]);
+            if !text.is_empty() {
+                o.set("description", vec![Value::Str(text)]);
+            }
+            let bytes: Vec<u8> = (0..next(40)).map(|_| next(256) as u8).collect();
+            if !bytes.is_empty() {
+                o.set("jpegPhoto", vec![Value::Bin(bytes)]);
+            }
+            objects.push(o);
+        }
+        let text = write::render(objects.iter());
+        assert!(text.is_ascii());
+        assert!(text.lines().all(|l| l.len() <= 76));
+        let parsed = parse::LdifReader::new(text.as_bytes(), "gen", Path::new("."))
+            .map(|r| {
+                let r = r.unwrap();
+                let RecordBody::Content(avs) = r.body else {
+                    panic!("content expected")
+                };
+                t.build("gen", r.line, r.dn, &avs, true).unwrap()
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(parsed.len(), objects.len());
+        for o in &objects {
+            let p = parsed.iter().find(|p| p.anchor == o.anchor).unwrap();
+            assert_eq!(p.dn.to_string(), o.dn.to_string());
+            assert_eq!(p.attributes, o.attributes, "{}", o.dn);
+        }
+    }
+
+    #[test]
     fn atomic_write_replaces_content() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("out.ldif");
