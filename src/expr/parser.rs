@@ -459,6 +459,10 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self, nest: usize) -> Result<(Node, usize), ExprError> {
+        // Unary plus is accepted and ignored (`+5`).
+        while matches!(self.peek(), Tok::Op(Op::Add)) {
+            self.next();
+        }
         if matches!(self.peek(), Tok::Op(Op::Sub)) {
             let col = self.col();
             self.next();
