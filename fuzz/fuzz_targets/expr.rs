@@ -1,5 +1,9 @@
 //! Fuzz target: parse arbitrary UTF-8 as an expression and evaluate it against a fixed
 //! object. Parse errors and evaluation errors are fine; panics, aborts and hangs are not.
+//!
+//! Run from `fuzz/` with a nightly toolchain (`CI=true` keeps build.rs from refreshing the
+//! committed C header):
+//! `CI=true cargo +nightly fuzz run expr -- -max_total_time=300 -max_len=1024`
 #![no_main]
 
 use dirsync::expr::{EvalContext, Expression};
