@@ -239,6 +239,14 @@ mod tests {
     }
 
     #[test]
+    fn compiled_expressions_are_shareable_across_threads() {
+        fn shareable<T: Send + Sync + Clone>() {}
+        shareable::<Expression>();
+        shareable::<ExprError>();
+        shareable::<EvalError>();
+    }
+
+    #[test]
     fn three_levels_left_to_right() {
         assert_eq!(eval("2+3*4"), Ok(FlowValue::Values(vec![Value::Int(20)])));
         assert_eq!(eval("5-2*3"), Ok(FlowValue::Values(vec![Value::Int(9)])));
