@@ -138,7 +138,7 @@ fn apply_record(
             ));
         }
         RecordBody::Add(avs) => {
-            let obj = typing.build(file, line, dn.clone(), &avs, true)?;
+            let obj = typing.build(file, line, dn.clone(), avs, true)?;
             let anchor = anchor_of(file, line, &obj)?;
             if let Some(existing) = overlay.get(&dn)
                 && existing.anchor.as_deref() != Some(anchor.as_str())

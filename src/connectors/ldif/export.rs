@@ -2,7 +2,9 @@
 //! and anchors, no deletion of non-leaf entries, subtree renames, referential integrity of
 //! reference attributes) and reports one result per request.
 
-use super::{Typing, add_values, apply_rdn_change, ci_key, parse, remove_values, replace_values};
+use super::{
+    Typing, add_values, apply_rdn_change, ci_key, dedup_exact, parse, remove_values, replace_values,
+};
 use crate::connectors::{
     ExportErrorKind, ExportOperation, ExportOutcome, ExportRequest, ExportResult,
 };
@@ -318,10 +320,18 @@ impl<'t> Store<'t> {
         let mut attrs = Attributes::new();
         for (name, values) in attributes {
             Self::check_name(name)?;
-            let ty = self.typing.attr_type(name);
-            add_values(&mut attrs, name, self.coerce(name, values), ty);
+            let key = ci_key(&attrs, name).unwrap_or_else(|| name.clone());
+            attrs
+                .entry(key)
+                .or_default()
+                .extend(self.coerce(name, values));
         }
         attrs.retain(|_, vs| !vs.is_empty());
+        for values in attrs.values_mut() {
+            if values.len() > 1 {
+                dedup_exact(values);
+            }
+        }
         let anchor_attr = self.typing.anchor_attribute.clone();
         let anchor = match self.typing.anchor_of(&attrs) {
             Some(a) => a,

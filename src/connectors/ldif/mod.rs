@@ -236,13 +236,30 @@ impl Typing {
         file: &str,
         line: usize,
         dn: Dn,
-        avs: &[AttrValue],
+        avs: Vec<AttrValue>,
         require_anchor: bool,
     ) -> Result<Object, ConnectorError> {
         let mut attrs = Attributes::new();
+        // Values of one attribute are usually consecutive: resolve each description once.
+        let mut last: Option<(String, String, AttrType)> = None;
         for av in avs {
-            let (name, v) = self.typed(av, file)?;
-            let key = ci_key(&attrs, &name).unwrap_or(name);
+            let (key, ty) = match &last {
+                Some((desc, key, ty)) if *desc == av.desc => (key.clone(), *ty),
+                _ => {
+                    let (name, ty, _) = self.describe(&av.desc);
+                    let key = ci_key(&attrs, &name).unwrap_or(name);
+                    last = Some((av.desc.clone(), key.clone(), ty));
+                    (key, ty)
+                }
+            };
+            let v = match (av.value, ty) {
+                // Plain text of string-like attributes: no copy, no parsing.
+                (RawValue::Text(t), AttrType::String) => Value::Str(t),
+                (RawValue::Text(t), AttrType::Reference) => Value::Ref(t),
+                (raw, ty) => Self::convert(&raw, ty).map_err(|m| {
+                    input_error(file, av.line, format!("attribute '{}': {m}", av.desc))
+                })?,
+            };
             attrs.entry(key).or_default().push(v);
         }
         for values in attrs.values_mut() {
@@ -565,7 +582,7 @@ impl LdifConnector {
             };
             let obj = self
                 .typing
-                .build(&file, rec.line, rec.dn, &avs, require_anchor)?;
+                .build(&file, rec.line, rec.dn, avs, require_anchor)?;
             if let Some(first) = seen_dns.insert(obj.dn.normalized(), rec.line) {
                 return Err(input_error(
                     &file,
@@ -893,7 +910,7 @@ mod tests {
                 let RecordBody::Content(avs) = r.body else {
                     panic!("content expected")
                 };
-                t.build("gen", r.line, r.dn, &avs, true).unwrap()
+                t.build("gen", r.line, r.dn, avs, true).unwrap()
             })
             .collect::<Vec<_>>();
         assert_eq!(parsed.len(), objects.len());
