@@ -116,6 +116,13 @@ pub fn immutable_id(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }
 
+/// The GUID string of an immutableId (base64 of the 16 GUID bytes), if it is one.
+pub fn guid_from_immutable_id(immutable_id: &str) -> Option<String> {
+    B64.decode(immutable_id.trim())
+        .ok()
+        .and_then(|b| guid_text(&b))
+}
+
 /// A binary SID as `S-1-5-21-...`.
 pub fn sid_text(b: &[u8]) -> Option<String> {
     if b.len() < 8 {
@@ -1249,6 +1256,11 @@ mod tests {
     fn guid_forms_match_the_reference_example() {
         let g = guid_bytes("88666888-0101-1111-bbbb-1234567890ab").unwrap();
         assert_eq!(immutable_id(&g), "iGhmiAEBERG7uxI0VniQqw==");
+        assert_eq!(
+            guid_from_immutable_id("iGhmiAEBERG7uxI0VniQqw==").as_deref(),
+            Some("88666888-0101-1111-bbbb-1234567890ab")
+        );
+        assert_eq!(guid_from_immutable_id("not base64!"), None);
         assert_eq!(
             guid_text(&g).unwrap(),
             "88666888-0101-1111-bbbb-1234567890ab"
