@@ -6,4 +6,377 @@
 #include <stdint.h>
 #include <stddef.h>
 
+// Status codes returned by every `dirsync_*` function: 0 is success, negative values are
+// error kinds. Details of the last error on the calling thread: `dirsync_last_error`.
+typedef enum DirSyncStatus {
+  // Success.
+  DIRSYNC_OK = 0,
+  // A required pointer was null or an argument is not acceptable.
+  DIRSYNC_E_INVALID_ARGUMENT = -1,
+  // A `char*` argument is not valid UTF-8.
+  DIRSYNC_E_INVALID_UTF8 = -2,
+  // A `uint16_t*` argument is not valid UTF-16 (unpaired surrogate).
+  DIRSYNC_E_INVALID_UTF16 = -3,
+  // A request is not valid JSON or has unknown or mistyped keys.
+  DIRSYNC_E_INVALID_JSON = -4,
+  // The configuration is invalid (details name file, line and key).
+  DIRSYNC_E_CONFIG = -5,
+  // The state database failed.
+  DIRSYNC_E_STATE = -6,
+  // The state is in use by another engine.
+  DIRSYNC_E_LOCKED = -7,
+  // A connected directory could not be reached.
+  DIRSYNC_E_CONNECTION = -8,
+  // A connected directory rejected the credentials.
+  DIRSYNC_E_AUTHENTICATION = -9,
+  // A connected directory throttled and the retry budget ran out.
+  DIRSYNC_E_THROTTLED = -10,
+  // Any other connector failure (bad input data, protocol error, I/O).
+  DIRSYNC_E_CONNECTOR = -11,
+  // An import returned nothing where the connector space holds objects.
+  DIRSYNC_E_EMPTY_IMPORT = -12,
+  // The export would delete more objects than the deletion threshold allows.
+  DIRSYNC_E_THRESHOLD_EXCEEDED = -13,
+  // Unknown connector, run profile or object.
+  DIRSYNC_E_NOT_FOUND = -14,
+  // The operation was cancelled (`dirsync_engine_cancel`).
+  DIRSYNC_E_CANCELLED = -15,
+  // The operation is not supported by this build (a feature not built yet).
+  DIRSYNC_E_NOT_SUPPORTED = -16,
+  // An internal error (a caught panic): a bug in dirsync.
+  DIRSYNC_E_INTERNAL = -99,
+} DirSyncStatus;
+
+// The opaque engine handle (`DirSyncEngine*` in C).
+typedef struct DirSyncEngine DirSyncEngine;
+
+// Progress callback receiving one UTF-8 JSON event (`{"event":"start"|"progress"|"end",...}`)
+// and the caller's user data. The string is valid only during the call. It runs on the thread
+// that made the long call.
+typedef void (*DirSyncProgressCallback)(const char *event_json, void *user_data);
+
+// UTF-16 form of `DirSyncProgressCallback`.
+typedef void (*DirSyncProgressCallbackW)(const uint16_t *event_json, void *user_data);
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+// The ABI version this library implements (`DIRSYNC_ABI_VERSION`); check it before other calls.
+uint32_t dirsync_abi_version(void);
+
+// The last error on the calling thread as UTF-8 JSON `{"code","message","details"}`
+// (`code` 0 when the last call succeeded). Free `*out` with `dirsync_string_free`.
+// Does not reset the last error.
+enum DirSyncStatus dirsync_last_error(char **out);
+
+// UTF-16 form of `dirsync_last_error`. Free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_last_error_w(uint16_t **out);
+
+// Frees a UTF-8 string returned by this library. Null is ignored.
+void dirsync_string_free(char *s);
+
+// Frees a UTF-16 string returned by this library. Null is ignored.
+void dirsync_wstring_free(uint16_t *s);
+
+// Opens an engine from a configuration: a TOML file path, or the configuration as JSON text
+// (starting with `{`; relative paths resolve against the current directory). Locks the state.
+// On success `*out_engine` is the handle; release it with `dirsync_engine_close`.
+enum DirSyncStatus dirsync_engine_open(const char *config, struct DirSyncEngine **out_engine);
+
+// UTF-16 form of `dirsync_engine_open`.
+enum DirSyncStatus dirsync_engine_open_w(const uint16_t *config, struct DirSyncEngine **out_engine);
+
+// Closes an engine handle and releases the state lock. Null is ignored. No other call may use
+// the handle during or after this call.
+enum DirSyncStatus dirsync_engine_close(struct DirSyncEngine *engine);
+
+// Asks the running operation on this handle to stop; it returns `DIRSYNC_E_CANCELLED` at its
+// next check point. Callable from any thread while another thread runs a long call. Each long
+// call clears the request when it starts.
+enum DirSyncStatus dirsync_engine_cancel(const struct DirSyncEngine *engine);
+
+// Installs (or with a null callback removes) the progress callback of this handle. Events are
+// UTF-8 JSON: `{"event":"start"|"progress"|"end",...}`; progress events carry `connector`,
+// `profile`, `processed` and `total`.
+enum DirSyncStatus dirsync_engine_set_progress(const struct DirSyncEngine *engine,
+                                               DirSyncProgressCallback callback,
+                                               void *user_data);
+
+// UTF-16 form of `dirsync_engine_set_progress`: the callback receives UTF-16 JSON events.
+enum DirSyncStatus dirsync_engine_set_progress_w(const struct DirSyncEngine *engine,
+                                                 DirSyncProgressCallbackW callback,
+                                                 void *user_data);
+
+// Confirms deletes above the deletion threshold for the next export (like
+// `dirsync cycle --confirm-deletes`, kept in the state until that export).
+enum DirSyncStatus dirsync_confirm_deletes(const struct DirSyncEngine *engine);
+
+// Runs a sync cycle. Request: `{"policy":"Delta"|"Initial","dry_run":false,"confirm_deletes":false,"allow_empty_import":false}`.
+// Result: `{"policy","dry_run","runs":[run records]}`. Reports progress and can be cancelled.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_cycle(const struct DirSyncEngine *engine,
+                                 const char *request,
+                                 char **out);
+
+// UTF-16 form of `dirsync_cycle`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_cycle_w(const struct DirSyncEngine *engine,
+                                   const uint16_t *request,
+                                   uint16_t **out);
+
+// Runs one run profile on one connector. Request: `{"connector":"ad","profile":"FullImport"|"DeltaImport"|"FullSync"|"DeltaSync"|"Export","dry_run":false,...}`.
+// Result: the run record. Reports progress and can be cancelled.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_run_profile(const struct DirSyncEngine *engine,
+                                       const char *request,
+                                       char **out);
+
+// UTF-16 form of `dirsync_run_profile`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_run_profile_w(const struct DirSyncEngine *engine,
+                                         const uint16_t *request,
+                                         uint16_t **out);
+
+// The pending exports as a plan (per object and attribute, old and new values). Request: `{}`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_plan(const struct DirSyncEngine *engine,
+                                const char *request,
+                                char **out);
+
+// UTF-16 form of `dirsync_plan`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_plan_w(const struct DirSyncEngine *engine,
+                                  const uint16_t *request,
+                                  uint16_t **out);
+
+// Counts per connector and the last run. Request: `{}`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_status(const struct DirSyncEngine *engine,
+                                  const char *request,
+                                  char **out);
+
+// UTF-16 form of `dirsync_status`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_status_w(const struct DirSyncEngine *engine,
+                                    const uint16_t *request,
+                                    uint16_t **out);
+
+// Run history, newest first. Request: `{"limit":20}`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_history(const struct DirSyncEngine *engine,
+                                   const char *request,
+                                   char **out);
+
+// UTF-16 form of `dirsync_history`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_history_w(const struct DirSyncEngine *engine,
+                                     const uint16_t *request,
+                                     uint16_t **out);
+
+// Connector-space objects. Request: `{"connector":"ad"}` (all), with `"dn"` or `"anchor"` for one.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_cs_objects(const struct DirSyncEngine *engine,
+                                      const char *request,
+                                      char **out);
+
+// UTF-16 form of `dirsync_cs_objects`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_cs_objects_w(const struct DirSyncEngine *engine,
+                                        const uint16_t *request,
+                                        uint16_t **out);
+
+// Metaverse objects. Request: `{}` (all) or `{"id":5}`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_mv_objects(const struct DirSyncEngine *engine,
+                                      const char *request,
+                                      char **out);
+
+// UTF-16 form of `dirsync_mv_objects`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_mv_objects_w(const struct DirSyncEngine *engine,
+                                        const uint16_t *request,
+                                        uint16_t **out);
+
+// The connectors in cycle order with type and counts. Request: `{}`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_connectors(const struct DirSyncEngine *engine,
+                                      const char *request,
+                                      char **out);
+
+// UTF-16 form of `dirsync_connectors`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_connectors_w(const struct DirSyncEngine *engine,
+                                        const uint16_t *request,
+                                        uint16_t **out);
+
+// The configured sync rules. Request: `{}`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_rules(const struct DirSyncEngine *engine,
+                                 const char *request,
+                                 char **out);
+
+// UTF-16 form of `dirsync_rules`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_rules_w(const struct DirSyncEngine *engine,
+                                   const uint16_t *request,
+                                   uint16_t **out);
+
+// Evaluates the scoping filters of the connector's rules for one object and says in or out and
+// which rule and group decided. Request: `{"connector":"ad","dn":"..."}`, `"anchor"` or an inline `"object"`;
+// optional `"rule"`. Result: `{"in_scope","rules":[{"rule","direction","in_scope","group","reason"}]}`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_filter(const struct DirSyncEngine *engine,
+                                  const char *request,
+                                  char **out);
+
+// UTF-16 form of `dirsync_filter`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_filter_w(const struct DirSyncEngine *engine,
+                                    const uint16_t *request,
+                                    uint16_t **out);
+
+// The deletion threshold in force on this handle. Request: `{}`. Result: `{"count","percent","staging_mode"}`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_deletion_threshold_get(const struct DirSyncEngine *engine,
+                                                  const char *request,
+                                                  char **out);
+
+// UTF-16 form of `dirsync_deletion_threshold_get`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_deletion_threshold_get_w(const struct DirSyncEngine *engine,
+                                                    const uint16_t *request,
+                                                    uint16_t **out);
+
+// Overrides the deletion threshold for this handle (the configuration file is not rewritten).
+// Request: `{"count":500,"percent":10}` (either key optional). Result: as the get call.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_deletion_threshold_set(const struct DirSyncEngine *engine,
+                                                  const char *request,
+                                                  char **out);
+
+// UTF-16 form of `dirsync_deletion_threshold_set`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_deletion_threshold_set_w(const struct DirSyncEngine *engine,
+                                                    const uint16_t *request,
+                                                    uint16_t **out);
+
+// The scheduler settings. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_scheduler_get(const struct DirSyncEngine *engine,
+                                         const char *request,
+                                         char **out);
+
+// UTF-16 form of `dirsync_scheduler_get`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_scheduler_get_w(const struct DirSyncEngine *engine,
+                                           const uint16_t *request,
+                                           uint16_t **out);
+
+// Changes the scheduler settings. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_scheduler_set(const struct DirSyncEngine *engine,
+                                         const char *request,
+                                         char **out);
+
+// UTF-16 form of `dirsync_scheduler_set`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_scheduler_set_w(const struct DirSyncEngine *engine,
+                                           const uint16_t *request,
+                                           uint16_t **out);
+
+// Runs the writeback flows. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_writeback(const struct DirSyncEngine *engine,
+                                     const char *request,
+                                     char **out);
+
+// UTF-16 form of `dirsync_writeback`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_writeback_w(const struct DirSyncEngine *engine,
+                                       const uint16_t *request,
+                                       uint16_t **out);
+
+// Sets a password in a connected directory. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_set_password(const struct DirSyncEngine *engine,
+                                        const char *request,
+                                        char **out);
+
+// UTF-16 form of `dirsync_set_password`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_set_password_w(const struct DirSyncEngine *engine,
+                                          const uint16_t *request,
+                                          uint16_t **out);
+
+// Previews (or commits) the sync of one object. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_sync_object(const struct DirSyncEngine *engine,
+                                       const char *request,
+                                       char **out);
+
+// UTF-16 form of `dirsync_sync_object`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_sync_object_w(const struct DirSyncEngine *engine,
+                                         const uint16_t *request,
+                                         uint16_t **out);
+
+// Checks the permissions of the connector accounts. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_test_permission(const struct DirSyncEngine *engine,
+                                           const char *request,
+                                           char **out);
+
+// UTF-16 form of `dirsync_test_permission`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_test_permission_w(const struct DirSyncEngine *engine,
+                                             const uint16_t *request,
+                                             uint16_t **out);
+
+// Stage call (no engine, no state): full import from a connector given inline.
+// Request: `{"connector":{"name","type","settings"},"base_dir":"."}`. Result: `{"objects":[...],"watermark"}`.
+// On success `*out` is a UTF-8 string to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_stage_import(const char *input,
+                                        char **out);
+
+// UTF-16 form of `dirsync_stage_import`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_stage_import_w(const uint16_t *input, uint16_t **out);
+
+// Stage call: scoping filter over objects. Request: `{"objects":[...],"scope":[{"clauses":[...]}],"object_type":"user"}`.
+// Result: `{"in":[...],"out":[...],"decisions":[{"dn","in_scope","group","reason"}]}`.
+// On success `*out` is a UTF-8 string to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_stage_filter(const char *input,
+                                        char **out);
+
+// UTF-16 form of `dirsync_stage_filter`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_stage_filter_w(const uint16_t *input, uint16_t **out);
+
+// Stage call: applies one rule (scope and flows, as in the configuration) to objects.
+// Request: `{"rule":{...},"objects":[...],"parameters":{}}`. Result: `{"objects":[...],"skipped":[{"dn","reason"}]}`.
+// On success `*out` is a UTF-8 string to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_stage_transform(const char *input,
+                                           char **out);
+
+// UTF-16 form of `dirsync_stage_transform`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_stage_transform_w(const uint16_t *input, uint16_t **out);
+
+// Stage call: compares desired objects with a target's current objects.
+// Request: `{"desired":[...],"current":[...],"delete_missing":true}`. Result: `{"changes":[export requests]}`.
+// On success `*out` is a UTF-8 string to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_stage_plan(const char *input,
+                                      char **out);
+
+// UTF-16 form of `dirsync_stage_plan`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_stage_plan_w(const uint16_t *input, uint16_t **out);
+
+// Stage call: writes export requests through a connector given inline.
+// Request: `{"connector":{...},"changes":[...],"dry_run":false}`. Result: `{"results":[...]}`.
+// On success `*out` is a UTF-8 string to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_stage_export(const char *input, char **out);
+
+// UTF-16 form of `dirsync_stage_export`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_stage_export_w(const uint16_t *input, uint16_t **out);
+
+// Converts a GUID (`88666888-0101-1111-bbbb-1234567890ab`) to an immutableId (base64 of the
+// little-endian GUID bytes, `iGhmiAEBERG7uxI0VniQqw==`). Input and output are plain text, not JSON.
+// On success `*out` is a UTF-8 string to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_immutable_id_from_guid(const char *input, char **out);
+
+// UTF-16 form of `dirsync_immutable_id_from_guid`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_immutable_id_from_guid_w(const uint16_t *input, uint16_t **out);
+
+// Converts an immutableId (base64 of 16 bytes) to a GUID in lowercase hyphenated form.
+// Input and output are plain text, not JSON.
+// On success `*out` is a UTF-8 string to free with `dirsync_string_free`.
+enum DirSyncStatus dirsync_guid_from_immutable_id(const char *input, char **out);
+
+// UTF-16 form of `dirsync_guid_from_immutable_id`; free `*out` with `dirsync_wstring_free`.
+enum DirSyncStatus dirsync_guid_from_immutable_id_w(const uint16_t *input, uint16_t **out);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
 #endif  /* DIRSYNC_H */
