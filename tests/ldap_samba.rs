@@ -159,6 +159,31 @@ fn ad_full_import_nested_ous_types_special_names_and_paging() {
         "{members:?}"
     );
     assert!(matches!(outer.values("member")[0], Value::Ref(_)));
+    let schema = c.schema().expect("schema");
+    let group = &schema.object_types["group"];
+    assert_eq!(
+        group.attributes["member"].ty,
+        dirsync::model::AttrType::Reference
+    );
+    assert!(group.attributes["member"].multi_valued);
+    let user = &schema.object_types["user"];
+    assert_eq!(
+        user.attributes["objectGUID"].ty,
+        dirsync::model::AttrType::Binary
+    );
+    assert!(!user.attributes["objectGUID"].multi_valued);
+    assert_eq!(
+        user.attributes["objectSid"].ty,
+        dirsync::model::AttrType::String
+    );
+    assert_eq!(
+        user.attributes["userAccountControl"].ty,
+        dirsync::model::AttrType::Integer
+    );
+    assert_eq!(
+        user.attributes["sourceAnchor"].ty,
+        dirsync::model::AttrType::String
+    );
     let pc = by_rdn("FIPC01").expect("computer");
     assert_eq!(pc.object_type, "computer");
     assert!(matches!(

@@ -19,7 +19,7 @@ use crate::connectors::{
     Capabilities, Connector, ConnectorError, ConnectorSpaceView, ExportOperation, ExportOutcome,
     ExportRequest, ExportResult, ImportChange, ImportSink, Watermark,
 };
-use crate::model::{AttrType, AttributeDef, Dn, Object, ObjectTypeDef, Schema, Value};
+use crate::model::{AttrType, AttributeDef, Dn, Object, Schema, Value};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ldap3::Scope;
@@ -1075,17 +1075,28 @@ impl Connector for AdConnector {
     }
 
     fn schema(&mut self) -> Result<Schema, ConnectorError> {
-        let mut schema = Schema::default();
-        for ty in &self.types {
-            let mut def = ObjectTypeDef::default();
-            for a in &self.settings.attributes {
-                def.attributes.insert(
-                    a.clone(),
-                    AttributeDef {
-                        ty: self.codec.type_of(a).unwrap_or(AttrType::String),
-                        multi_valued: true,
-                    },
-                );
+        let types: Vec<(String, String)> = self
+            .types
+            .iter()
+            .filter_map(|t| {
+                AD_TYPES
+                    .iter()
+                    .find(|(n, _)| n == t)
+                    .map(|(n, c)| (n.to_string(), c.to_string()))
+            })
+            .collect();
+        let mut schema = super::subschema::discover(
+            &mut self.client,
+            &types,
+            &self.settings.attributes,
+            &self.codec,
+        )?;
+        for def in schema.object_types.values_mut() {
+            // Converted on import: SIDs become strings; the immutableId form is added.
+            for sid in ["objectSid", "sIDHistory"] {
+                if let Some(a) = def.attributes.get_mut(sid) {
+                    a.ty = AttrType::String;
+                }
             }
             def.attributes.insert(
                 "sourceAnchor".into(),
@@ -1094,7 +1105,6 @@ impl Connector for AdConnector {
                     multi_valued: false,
                 },
             );
-            schema.object_types.insert(ty.clone(), def);
         }
         Ok(schema)
     }

@@ -804,22 +804,40 @@ impl Connector for LdapConnector {
     }
 
     fn schema(&mut self) -> Result<Schema, ConnectorError> {
-        let mut schema = Schema::default();
-        for ty in self.settings.object_types.keys() {
-            let mut def = ObjectTypeDef::default();
-            for a in &self.settings.attributes {
-                let t = self.map.codec.type_of(a).unwrap_or(AttrType::String);
-                def.attributes.insert(
-                    a.clone(),
-                    AttributeDef {
-                        ty: t,
-                        multi_valued: true,
-                    },
-                );
+        let types: Vec<(String, String)> = self
+            .settings
+            .object_types
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        match super::subschema::discover(
+            &mut self.client,
+            &types,
+            &self.settings.attributes,
+            &self.map.codec,
+        ) {
+            Ok(schema) => Ok(schema),
+            Err(e @ (ConnectorError::Unsupported(_) | ConnectorError::Protocol(_))) => {
+                tracing::warn!(error = %e, "schema discovery failed; using the configured attributes");
+                let mut schema = Schema::default();
+                for ty in self.settings.object_types.keys() {
+                    let mut def = ObjectTypeDef::default();
+                    for a in &self.settings.attributes {
+                        let t = self.map.codec.type_of(a).unwrap_or(AttrType::String);
+                        def.attributes.insert(
+                            a.clone(),
+                            AttributeDef {
+                                ty: t,
+                                multi_valued: true,
+                            },
+                        );
+                    }
+                    schema.object_types.insert(ty.clone(), def);
+                }
+                Ok(schema)
             }
-            schema.object_types.insert(ty.clone(), def);
+            Err(e) => Err(e),
         }
-        Ok(schema)
     }
 
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Watermark, ConnectorError> {

@@ -10,6 +10,7 @@ pub mod filter;
 pub mod generic;
 pub mod permissions;
 pub mod settings;
+pub mod subschema;
 
 pub use ad::AdConnector;
 pub use generic::LdapConnector;
