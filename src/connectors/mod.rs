@@ -9,6 +9,7 @@ use crate::model::{AttributeChange, Attributes, Dn, Object, Schema};
 use serde::{Deserialize, Serialize};
 
 pub mod csv;
+pub mod graph;
 pub mod ldap;
 pub mod ldif;
 
@@ -260,8 +261,12 @@ pub fn build(
             resolve_connection_paths(&mut s.connection, base_dir);
             Ok(Box::new(ldap::AdConnector::new(s)?))
         }
+        "graph" => Ok(Box::new(graph::GraphConnector::new(
+            parse(settings)?,
+            base_dir,
+        )?)),
         other => Err(ConnectorError::Config(format!(
-            "unknown connector type '{other}' (known: ldif, csv, ldap, ad)"
+            "unknown connector type '{other}' (known: ldif, csv, ldap, ad, graph)"
         ))),
     }
 }
