@@ -787,3 +787,295 @@ fn soft_match_on_upn_adopts_a_cloud_user() {
         }
     ));
 }
+
+const E2E_RULES: &str = r#"
+[[rules]]
+name = "src user in"
+direction = "inbound"
+connector = "src"
+source_type = "user"
+target_type = "person"
+precedence = 100
+link_type = "provision"
+[[rules.flows]]
+target = "uid"
+source = "uid"
+[[rules.flows]]
+target = "sn"
+source = "sn"
+[[rules.flows]]
+target = "title"
+source = "title"
+[[rules.flows]]
+target = "manager"
+source = "manager"
+[[rules.flows]]
+target = "sourceAnchor"
+expression = '"u" & [employeeNumber]'
+
+[[rules]]
+name = "src group in"
+direction = "inbound"
+connector = "src"
+source_type = "group"
+target_type = "group"
+precedence = 110
+link_type = "provision"
+[[rules.flows]]
+target = "cn"
+source = "cn"
+[[rules.flows]]
+target = "member"
+source = "member"
+[[rules.flows]]
+target = "sourceAnchor"
+expression = '"g" & [cn]'
+
+[[rules]]
+name = "aad user in"
+direction = "inbound"
+connector = "aad"
+source_type = "user"
+target_type = "person"
+precedence = 200
+[[rules.join]]
+clauses = [{ source = "dirsyncAnchor", target = "sourceAnchor" }]
+[[rules.flows]]
+target = "cloudId"
+source = "id"
+
+[[rules]]
+name = "aad group in"
+direction = "inbound"
+connector = "aad"
+source_type = "group"
+target_type = "group"
+precedence = 210
+[[rules.join]]
+clauses = [{ source = "dirsyncAnchor", target = "sourceAnchor" }]
+[[rules.flows]]
+target = "cloudId"
+source = "id"
+
+[[rules]]
+name = "user out"
+direction = "outbound"
+connector = "aad"
+source_type = "person"
+target_type = "user"
+precedence = 100
+link_type = "provision"
+[[rules.flows]]
+target = "dn"
+expression = 'IIF(IsPresent([cloudId]), "CN=" & [cloudId] & ",OU=Users", "CN=" & [uid] & ",OU=New")'
+[[rules.flows]]
+target = "userPrincipalName"
+expression = '[uid] & "@contoso.com"'
+[[rules.flows]]
+target = "displayName"
+source = "sn"
+[[rules.flows]]
+target = "jobTitle"
+source = "title"
+[[rules.flows]]
+target = "manager"
+source = "manager"
+[[rules.flows]]
+target = "dirsyncAnchor"
+source = "sourceAnchor"
+
+[[rules]]
+name = "group out"
+direction = "outbound"
+connector = "aad"
+source_type = "group"
+target_type = "group"
+precedence = 110
+link_type = "provision"
+[[rules.flows]]
+target = "dn"
+expression = 'IIF(IsPresent([cloudId]), "CN=" & [cloudId] & ",OU=Groups", "CN=" & [cn] & ",OU=New")'
+[[rules.flows]]
+target = "displayName"
+source = "cn"
+[[rules.flows]]
+target = "member"
+source = "member"
+[[rules.flows]]
+target = "dirsyncAnchor"
+source = "sourceAnchor"
+"#;
+
+const E2E_SOURCE: &str = "version: 1
+
+dn: uid=ann,ou=p,dc=s
+objectClass: inetOrgPerson
+uid: ann
+sn: Ann
+title: Boss
+employeeNumber: 1
+entryUUID: 00000000-0000-0000-0000-000000000001
+
+dn: uid=bob,ou=p,dc=s
+objectClass: inetOrgPerson
+uid: bob
+sn: Bob
+title: Clerk
+employeeNumber: 2
+manager: uid=ann,ou=p,dc=s
+entryUUID: 00000000-0000-0000-0000-000000000002
+
+dn: cn=staff,ou=g,dc=s
+objectClass: groupOfNames
+cn: staff
+member: uid=ann,ou=p,dc=s
+member: uid=bob,ou=p,dc=s
+entryUUID: 00000000-0000-0000-0000-0000000000aa
+";
+
+/// The tenant as UPN -> (jobTitle, manager UPN) and group name -> member UPNs.
+type TenantView = (
+    BTreeMap<String, (String, String)>,
+    BTreeMap<String, Vec<String>>,
+);
+
+fn tenant_view(h: &EmulatorHandle) -> TenantView {
+    let t = h.tenant();
+    let upn = |id: &str| {
+        t.objects
+            .get(id)
+            .and_then(|o| o.props.get("userPrincipalName"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut users = BTreeMap::new();
+    let mut groups = BTreeMap::new();
+    for o in t.objects.values() {
+        match o.kind {
+            ObjectKind::User => {
+                users.insert(
+                    upn(&o.id),
+                    (
+                        o.props
+                            .get("jobTitle")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                        o.manager.as_deref().map(upn).unwrap_or_default(),
+                    ),
+                );
+            }
+            ObjectKind::Group => {
+                let mut m: Vec<String> = o.members.iter().map(|id| upn(id)).collect();
+                m.sort();
+                groups.insert(
+                    o.props
+                        .get("displayName")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                    m,
+                );
+            }
+            _ => {}
+        }
+    }
+    (users, groups)
+}
+
+#[test]
+fn engine_cycles_from_ldif_into_graph() {
+    use dirsync::config::Config;
+    use dirsync::engine::{CyclePolicy, Engine, RunOptions};
+    let e = Env::default();
+    let d = e.dir.path();
+    let config = format!(
+        r#"
+[state]
+path = "state.db"
+
+[[connectors]]
+name = "src"
+type = "ldif"
+[connectors.settings]
+path = "src.ldif"
+changes_dir = "changes"
+
+[[connectors]]
+name = "aad"
+type = "graph"
+[connectors.settings]
+tenant_id = "{DEFAULT_TENANT_ID}"
+client_id = "{DEFAULT_CLIENT_ID}"
+client_secret_file = "secret.txt"
+authority = "{}"
+graph_url = "{}"
+backoff_ms = 5
+{E2E_RULES}"#,
+        e.h().base_url(),
+        e.h().graph_url()
+    );
+    std::fs::write(d.join("dirsync.toml"), config).expect("config");
+    std::fs::write(d.join("src.ldif"), E2E_SOURCE).expect("source");
+    std::fs::create_dir_all(d.join("changes")).expect("changes");
+    let opts = RunOptions {
+        allow_empty_import: true,
+        ..RunOptions::default()
+    };
+    let mut eng = Engine::open(Config::load(&d.join("dirsync.toml")).expect("load")).expect("open");
+    let runs = eng.cycle(CyclePolicy::Initial, &opts).expect("initial");
+    assert!(runs.iter().all(|r| r.result == "success"), "{runs:#?}");
+    // The next cycle confirms the exports (and finishes references to new objects).
+    let runs = eng
+        .cycle(CyclePolicy::Delta, &opts)
+        .expect("confirming delta");
+    assert!(runs.iter().all(|r| r.result == "success"), "{runs:#?}");
+    let want_users: BTreeMap<String, (String, String)> = [
+        ("ann@contoso.com", ("Boss", "")),
+        ("bob@contoso.com", ("Clerk", "ann@contoso.com")),
+    ]
+    .iter()
+    .map(|(u, (t, m))| (u.to_string(), (t.to_string(), m.to_string())))
+    .collect();
+    let want_groups: BTreeMap<String, Vec<String>> = [(
+        "staff".to_string(),
+        vec!["ann@contoso.com".to_string(), "bob@contoso.com".to_string()],
+    )]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        tenant_view(e.h()),
+        (want_users.clone(), want_groups.clone())
+    );
+
+    // A quiet cycle writes nothing.
+    let runs = eng.cycle(CyclePolicy::Delta, &opts).expect("quiet");
+    let exported: u64 = runs
+        .iter()
+        .map(|r| r.counters.export_adds + r.counters.export_updates + r.counters.export_deletes)
+        .sum();
+    assert_eq!(exported, 0, "{runs:#?}");
+
+    // Changes: a title, a new member, and bob leaves the group.
+    std::fs::write(
+        d.join("changes").join("0001.ldif"),
+        "version: 1\n\ndn: uid=cy,ou=p,dc=s\nchangetype: add\nobjectClass: inetOrgPerson\nuid: cy\nsn: Cy\nemployeeNumber: 3\nentryUUID: 00000000-0000-0000-0000-000000000003\n\ndn: uid=ann,ou=p,dc=s\nchangetype: modify\nreplace: title\ntitle: Chief\n-\n\ndn: cn=staff,ou=g,dc=s\nchangetype: modify\nadd: member\nmember: uid=cy,ou=p,dc=s\n-\ndelete: member\nmember: uid=bob,ou=p,dc=s\n-\n",
+    )
+    .expect("change");
+    for _ in 0..2 {
+        let runs = eng.cycle(CyclePolicy::Delta, &opts).expect("delta");
+        assert!(runs.iter().all(|r| r.result == "success"), "{runs:#?}");
+    }
+    let mut users = want_users;
+    users.insert("ann@contoso.com".into(), ("Chief".into(), String::new()));
+    users.insert("cy@contoso.com".into(), (String::new(), String::new()));
+    let groups: BTreeMap<String, Vec<String>> = [(
+        "staff".to_string(),
+        vec!["ann@contoso.com".to_string(), "cy@contoso.com".to_string()],
+    )]
+    .into_iter()
+    .collect();
+    assert_eq!(tenant_view(e.h()), (users, groups));
+    assert_eq!(e.users().len(), 3);
+}
