@@ -52,7 +52,7 @@ fn user_ldif(name_rdn: &str, parent: &str, sam: &str) -> String {
 
 #[test]
 fn ad_full_import_nested_ous_types_special_names_and_paging() {
-    if !support::require(
+    if !support::require_root(
         "samba",
         "ad_full_import_nested_ous_types_special_names_and_paging",
     ) {
@@ -194,7 +194,7 @@ fn ad_full_import_nested_ous_types_special_names_and_paging() {
 
 #[test]
 fn ad_dirsync_delta_add_modify_rename_move_delete_disable_and_ou_rename() {
-    if !support::require(
+    if !support::require_root(
         "samba",
         "ad_dirsync_delta_add_modify_rename_move_delete_disable_and_ou_rename",
     ) {
@@ -205,7 +205,7 @@ fn ad_dirsync_delta_add_modify_rename_move_delete_disable_and_ou_rename() {
 
 #[test]
 fn ad_usn_changed_delta_add_modify_rename_move_delete_disable_and_ou_rename() {
-    if !support::require(
+    if !support::require_root(
         "samba",
         "ad_usn_changed_delta_add_modify_rename_move_delete_disable_and_ou_rename",
     ) {
@@ -370,7 +370,7 @@ fn delta_scenario(tag: &str, sam: &str, method: &str) {
 
 #[test]
 fn ad_watermark_from_another_dc_or_a_rejected_cookie_asks_for_full_import() {
-    if !support::require(
+    if !support::require_root(
         "samba",
         "ad_watermark_from_another_dc_or_a_rejected_cookie_asks_for_full_import",
     ) {
@@ -410,7 +410,7 @@ fn ad_watermark_from_another_dc_or_a_rejected_cookie_asks_for_full_import() {
 
 #[test]
 fn ad_ldaps_needs_the_ca_and_the_server_name_and_rejects_a_wrong_password() {
-    if !support::require(
+    if !support::require_root(
         "samba",
         "ad_ldaps_needs_the_ca_and_the_server_name_and_rejects_a_wrong_password",
     ) {
@@ -480,7 +480,7 @@ fn ad_ldaps_needs_the_ca_and_the_server_name_and_rejects_a_wrong_password() {
 
 #[test]
 fn ad_password_set_over_ldaps_then_bind_with_it() {
-    if !support::require("samba", "ad_password_set_over_ldaps_then_bind_with_it") {
+    if !support::require_root("samba", "ad_password_set_over_ldaps_then_bind_with_it") {
         return;
     }
     let dc = Samba::shared();
@@ -558,7 +558,7 @@ fn ad_password_set_over_ldaps_then_bind_with_it() {
 
 #[test]
 fn ad_bulk_ou_with_a_large_group_imports_completely() {
-    if !support::require("samba", "ad_bulk_ou_with_a_large_group_imports_completely") {
+    if !support::require_root("samba", "ad_bulk_ou_with_a_large_group_imports_completely") {
         return;
     }
     let dc = Samba::shared();
@@ -604,7 +604,7 @@ fn ad_bulk_ou_with_a_large_group_imports_completely() {
 
 #[test]
 fn ad_writeback_creates_tagged_groups_writes_consistency_guid_and_permissions_are_reported() {
-    if !support::require(
+    if !support::require_root(
         "samba",
         "ad_writeback_creates_tagged_groups_writes_consistency_guid_and_permissions_are_reported",
     ) {

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 /// it prints a SKIP line and the caller returns early.
 pub fn require(program: &str, test: &str) -> bool {
     let found = Path::new(program).exists()
+        || ["/usr/sbin", "/sbin"]
+            .iter()
+            .any(|d| Path::new(d).join(program).exists())
         || std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(program).exists()))
             .unwrap_or(false);
@@ -27,6 +30,32 @@ pub fn require(program: &str, test: &str) -> bool {
     }
     println!("SKIP {test}: {program} is not installed (run scripts/install-test-deps.sh)");
     false
+}
+
+/// Like [`require`], and the test must run as root (Samba binds ports 389 and 636).
+pub fn require_root(program: &str, test: &str) -> bool {
+    if !require(program, test) {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test} needs root: Samba listens on ports 389 and 636");
+    }
+    println!("SKIP {test}: needs root (Samba listens on ports 389 and 636)");
+    false
+}
+
+/// The full path of a server program (`/usr/sbin` is often missing from a user's PATH).
+pub fn sbin(program: &str) -> String {
+    ["/usr/sbin", "/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| program.to_string())
 }
 
 /// A TCP port that is free right now on 127.0.0.1.

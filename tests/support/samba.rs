@@ -128,7 +128,7 @@ impl Samba {
             "port 389 is already in use: stop the other LDAP server first"
         );
         let log = std::fs::File::create(dir.join("samba.out")).expect("log file");
-        let child = Command::new("samba")
+        let child = Command::new(super::sbin("samba"))
             .arg(format!("--configfile={}", conf.display()))
             .args(["-i", "-M", "single"])
             .stdin(Stdio::piped())

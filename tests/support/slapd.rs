@@ -87,7 +87,7 @@ impl Slapd {
             ));
         }
         std::fs::write(dir.path().join("base.ldif"), ldif).expect("write LDIF");
-        let out = Command::new("slapadd")
+        let out = Command::new(super::sbin("slapadd"))
             .arg("-q")
             .arg("-f")
             .arg(dir.path().join("slapd.conf"))
@@ -113,8 +113,9 @@ impl Slapd {
         let d = self.dir.path();
         // The shell watchdog stops slapd when our end of its stdin closes (drop or process exit).
         let script = format!(
-            "slapd -f '{conf}' -h 'ldap://127.0.0.1:{port}/' -d 0 >'{log}' 2>&1 & pid=$!; \
+            "'{slapd}' -f '{conf}' -h 'ldap://127.0.0.1:{port}/' -d 0 >'{log}' 2>&1 & pid=$!; \
              cat >/dev/null; kill $pid 2>/dev/null; sleep 0.2; kill -9 $pid 2>/dev/null; true",
+            slapd = super::sbin("slapd"),
             conf = d.join("slapd.conf").display(),
             log = d.join("slapd.log").display(),
         );
