@@ -7,6 +7,7 @@ using System.Collections.Generic;
 using System.IO;
 using System.Reflection;
 using System.Runtime.InteropServices;
+using System.Threading.Tasks;
 
 namespace DirSync
 {
@@ -274,6 +275,15 @@ namespace DirSync
             IntPtr result;
             int status = f(input, out result);
             return Finish("dirsync_" + op + "_w", status, result);
+        }
+
+        /// <summary>
+        /// Runs <see cref="Call"/> on a worker thread so the caller can drain progress events and
+        /// cancel (Ctrl+C) while the native call runs.
+        /// </summary>
+        public static Task<string> CallAsync(string op, IntPtr engine, string request)
+        {
+            return Task.Factory.StartNew(() => Call(op, engine, request), TaskCreationOptions.LongRunning);
         }
 
         /// <summary>Opens an engine from a TOML path or JSON text.</summary>

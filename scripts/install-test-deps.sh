@@ -3,7 +3,7 @@
 # Idempotent: exits quickly when everything is already installed. Runs as root (CI) or through sudo.
 set -euo pipefail
 
-PACKAGES=(samba samba-ad-provision samba-vfs-modules samba-dsdb-modules winbind ldap-utils slapd)
+PACKAGES=(samba samba-ad-provision samba-vfs-modules samba-dsdb-modules winbind ldap-utils slapd mono-mcs mono-runtime valgrind gcc libc6-dev python3)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

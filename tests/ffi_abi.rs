@@ -51,51 +51,10 @@ fn have(tool: &str, probe: &[&str]) -> bool {
     ok
 }
 
-const SOURCE: &str = "version: 1
-
-dn: uid=alice,ou=People,dc=corp
-objectClass: inetOrgPerson
-uid: alice
-cn:: SsO8cmdlbiBNw7xsbGVy
-sn:: TcO8bGxlcg==
-entryUUID: 00000000-0000-4000-8000-00000000000a
-
-dn: uid=bob,ou=People,dc=corp
-objectClass: inetOrgPerson
-uid: bob
-cn: Bob Stone
-sn: Stone
-entryUUID: 00000000-0000-4000-8000-00000000000b
-
-dn: uid=carol,ou=gone,dc=corp
-objectClass: inetOrgPerson
-uid: carol
-cn: Carol Gone
-sn: Gone
-entryUUID: 00000000-0000-4000-8000-00000000000c
-";
+const SOURCE: &str = include_str!("ffi/fixture/src.ldif");
 
 /// The configuration as JSON (the ABI form): an LDIF source into an LDIF target.
-pub const CONFIG: &str = r#"{
-  "state": {"path": "state.db"},
-  "connectors": [
-    {"name": "src", "type": "ldif", "settings": {"path": "src.ldif"}},
-    {"name": "tgt", "type": "ldif", "settings": {"path": "tgt.ldif"}}
-  ],
-  "rules": [
-    {"name": "user in", "direction": "inbound", "connector": "src", "source_type": "user",
-     "target_type": "person", "precedence": 100, "link_type": "provision",
-     "scope": [{"clauses": [{"attribute": "dn", "operator": "NOTCONTAINS", "value": "ou=gone"}]}],
-     "flows": [{"target": "uid", "source": "uid"}, {"target": "sn", "source": "sn"},
-               {"target": "cn", "source": "cn"}]},
-    {"name": "user out", "direction": "outbound", "connector": "tgt", "source_type": "person",
-     "target_type": "user", "precedence": 100, "link_type": "provision",
-     "flows": [{"target": "dn", "expression": "\"uid=\" & [uid] & \",dc=t\""},
-               {"target": "objectClass", "constant": "inetOrgPerson"},
-               {"target": "uid", "source": "uid"}, {"target": "sn", "source": "sn"},
-               {"target": "cn", "source": "cn"}]}
-  ]
-}"#;
+const CONFIG: &str = include_str!("ffi/fixture/config.json");
 
 /// A folder with config.json and the source directory; the state goes there too.
 fn fixture() -> tempfile::TempDir {

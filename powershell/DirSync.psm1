@@ -1,0 +1,713 @@
+# DirSync PowerShell module: thin cmdlets over the dirsync native library (C ABI, UTF-16 entry
+# points) through the P/Invoke class in DirSync.Native.cs. Requests and results are JSON.
+
+Set-StrictMode -Version 2.0
+
+if (-not ('DirSync.Native' -as [type])) {
+    Add-Type -Path (Join-Path $PSScriptRoot 'DirSync.Native.cs')
+}
+$null = [DirSync.Native]::Load($PSScriptRoot)
+
+$script:Engine = [IntPtr]::Zero
+
+# ---- helpers (not exported) ----
+
+function Get-DirSyncErrorCategory {
+    param([int] $Code)
+    switch ($Code) {
+        -1 { return [System.Management.Automation.ErrorCategory]::InvalidArgument }
+        -2 { return [System.Management.Automation.ErrorCategory]::InvalidArgument }
+        -3 { return [System.Management.Automation.ErrorCategory]::InvalidArgument }
+        -4 { return [System.Management.Automation.ErrorCategory]::InvalidArgument }
+        -5 { return [System.Management.Automation.ErrorCategory]::InvalidData }
+        -6 { return [System.Management.Automation.ErrorCategory]::ReadError }
+        -7 { return [System.Management.Automation.ErrorCategory]::ResourceBusy }
+        -8 { return [System.Management.Automation.ErrorCategory]::ConnectionError }
+        -9 { return [System.Management.Automation.ErrorCategory]::AuthenticationError }
+        -10 { return [System.Management.Automation.ErrorCategory]::LimitsExceeded }
+        -11 { return [System.Management.Automation.ErrorCategory]::InvalidResult }
+        -12 { return [System.Management.Automation.ErrorCategory]::InvalidResult }
+        -13 { return [System.Management.Automation.ErrorCategory]::LimitsExceeded }
+        -14 { return [System.Management.Automation.ErrorCategory]::ObjectNotFound }
+        -15 { return [System.Management.Automation.ErrorCategory]::OperationStopped }
+        -16 { return [System.Management.Automation.ErrorCategory]::NotImplemented }
+        default { return [System.Management.Automation.ErrorCategory]::NotSpecified }
+    }
+}
+
+function New-DirSyncErrorRecord {
+    param([Parameter(Mandatory)] [DirSync.DirSyncException] $Exception, [object] $Target)
+    $category = Get-DirSyncErrorCategory -Code $Exception.Code
+    $record = New-Object System.Management.Automation.ErrorRecord($Exception, $Exception.CodeName, $category, $Target)
+    $record.ErrorDetails = New-Object System.Management.Automation.ErrorDetails($Exception.Message)
+    $record.ErrorDetails.RecommendedAction = $Exception.ErrorJson
+    return $record
+}
+
+function Assert-DirSyncConnected {
+    param([Parameter(Mandatory)] $Cmdlet)
+    if ($script:Engine -eq [IntPtr]::Zero) {
+        $ex = New-Object System.InvalidOperationException('Not connected: run Connect-DirSync first.')
+        $record = New-Object System.Management.Automation.ErrorRecord($ex, 'DirSyncNotConnected', [System.Management.Automation.ErrorCategory]::ConnectionError, $null)
+        $Cmdlet.ThrowTerminatingError($record)
+    }
+}
+
+function ConvertTo-DirSyncRequest {
+    param([hashtable] $Request)
+    if ($null -eq $Request) { return '{}' }
+    return (ConvertTo-Json -InputObject $Request -Depth 32 -Compress)
+}
+
+function Add-DirSyncTypeName {
+    param([Parameter(ValueFromPipeline)] $InputObject, [string] $TypeName)
+    process {
+        if ($null -ne $InputObject) {
+            $InputObject.PSObject.TypeNames.Insert(0, $TypeName)
+            $InputObject
+        }
+    }
+}
+
+# Calls an engine operation; long operations run on a worker thread so that progress is shown
+# with Write-Progress and Ctrl+C cancels the native call.
+function Invoke-DirSyncNative {
+    param(
+        [Parameter(Mandatory)] $Cmdlet,
+        [Parameter(Mandatory)] [string] $Operation,
+        [hashtable] $Request,
+        [switch] $Long
+    )
+    Assert-DirSyncConnected -Cmdlet $Cmdlet
+    $json = ConvertTo-DirSyncRequest -Request $Request
+    try {
+        if (-not $Long) {
+            $text = [DirSync.Native]::Call($Operation, $script:Engine, $json)
+        }
+        else {
+            [DirSync.Native]::EnableProgress($script:Engine)
+            $task = [DirSync.Native]::CallAsync($Operation, $script:Engine, $json)
+            $done = $false
+            try {
+                while (-not $task.Wait(200)) {
+                    foreach ($event in [DirSync.Native]::TakeProgress()) {
+                        $e = ConvertFrom-Json -InputObject $event
+                        if ($e.event -eq 'progress') {
+                            $status = '{0} {1}: {2} objects' -f $e.connector, $e.profile, $e.processed
+                            Write-Progress -Activity "dirsync $Operation" -Status $status
+                        }
+                    }
+                }
+                $done = $true
+            }
+            finally {
+                if (-not $done) {
+                    # Ctrl+C (pipeline stopped): ask the native call to stop and wait for it.
+                    [DirSync.Native]::Cancel($script:Engine)
+                    try { $null = $task.Wait() } catch { Write-Verbose 'cancelled' }
+                }
+                Write-Progress -Activity "dirsync $Operation" -Completed
+                [DirSync.Native]::DisableProgress($script:Engine)
+            }
+            $text = $task.Result
+        }
+    }
+    catch [DirSync.DirSyncException] {
+        $Cmdlet.ThrowTerminatingError((New-DirSyncErrorRecord -Exception $_.Exception -Target $Request))
+    }
+    catch [System.AggregateException] {
+        $inner = $_.Exception.InnerException
+        if ($inner -is [DirSync.DirSyncException]) {
+            $Cmdlet.ThrowTerminatingError((New-DirSyncErrorRecord -Exception $inner -Target $Request))
+        }
+        throw
+    }
+    return (ConvertFrom-Json -InputObject $text)
+}
+
+function Invoke-DirSyncStage {
+    param([Parameter(Mandatory)] $Cmdlet, [Parameter(Mandatory)] [string] $Operation, [string] $Text)
+    try {
+        return [DirSync.Native]::CallStage($Operation, $Text)
+    }
+    catch [DirSync.DirSyncException] {
+        $Cmdlet.ThrowTerminatingError((New-DirSyncErrorRecord -Exception $_.Exception -Target $Text))
+    }
+}
+
+# ---- session ----
+
+function Connect-DirSync {
+    <#
+    .SYNOPSIS
+    Opens the dirsync engine for this session from a configuration.
+    .DESCRIPTION
+    Loads a TOML configuration file (or JSON text) and locks its state. The other cmdlets use
+    this session engine until Disconnect-DirSync.
+    .PARAMETER ConfigPath
+    Path of the TOML configuration file.
+    .PARAMETER ConfigJson
+    The configuration as JSON text (same schema as the TOML file).
+    .EXAMPLE
+    Connect-DirSync -ConfigPath C:\dirsync\dirsync.toml
+    .EXAMPLE
+    Connect-DirSync -ConfigJson (Get-Content .\config.json -Raw)
+    #>
+    [CmdletBinding(DefaultParameterSetName = 'Path')]
+    param(
+        [Parameter(Mandatory, Position = 0, ParameterSetName = 'Path', ValueFromPipelineByPropertyName)]
+        [Alias('FullName', 'Path')]
+        [string] $ConfigPath,
+        [Parameter(Mandatory, ParameterSetName = 'Json')]
+        [string] $ConfigJson
+    )
+    process {
+        if ($script:Engine -ne [IntPtr]::Zero) {
+            [DirSync.Native]::Close($script:Engine)
+            $script:Engine = [IntPtr]::Zero
+        }
+        $config = $ConfigJson
+        if ($PSCmdlet.ParameterSetName -eq 'Path') {
+            $config = (Resolve-Path -LiteralPath $ConfigPath).ProviderPath
+        }
+        try {
+            $script:Engine = [DirSync.Native]::Open($config)
+        }
+        catch [DirSync.DirSyncException] {
+            $PSCmdlet.ThrowTerminatingError((New-DirSyncErrorRecord -Exception $_.Exception -Target $config))
+        }
+    }
+}
+
+function Disconnect-DirSync {
+    <#
+    .SYNOPSIS
+    Closes the session engine and releases the state lock.
+    .EXAMPLE
+    Disconnect-DirSync
+    #>
+    [CmdletBinding()]
+    param()
+    if ($script:Engine -ne [IntPtr]::Zero) {
+        [DirSync.Native]::Close($script:Engine)
+        $script:Engine = [IntPtr]::Zero
+    }
+}
+
+# ---- runs ----
+
+function Start-DirSyncCycle {
+    <#
+    .SYNOPSIS
+    Runs a synchronization cycle (Delta or Initial).
+    .DESCRIPTION
+    Imports every connector, synchronizes, checks the deletion threshold and exports. Shows
+    progress; Ctrl+C cancels. -WhatIf runs the cycle as a dry run (nothing is exported).
+    .PARAMETER PolicyType
+    Delta (delta import and sync) or Initial (full import and sync).
+    .PARAMETER ConfirmDeletes
+    Export deletes above the deletion threshold (asks for confirmation, ConfirmImpact High).
+    .PARAMETER AllowEmptyImport
+    Accept an import that returns no objects where the connector space holds some.
+    .EXAMPLE
+    Start-DirSyncCycle -PolicyType Delta
+    .EXAMPLE
+    Start-DirSyncCycle -PolicyType Initial -WhatIf
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    param(
+        [Parameter(Position = 0)]
+        [ValidateSet('Delta', 'Initial')]
+        [string] $PolicyType = 'Delta',
+        [switch] $ConfirmDeletes,
+        [switch] $AllowEmptyImport
+    )
+    $dryRun = -not $PSCmdlet.ShouldProcess('all connectors', "$PolicyType synchronization cycle")
+    if ($ConfirmDeletes -and -not $dryRun) {
+        if (-not $PSCmdlet.ShouldContinue('Deletes above the deletion threshold will be exported.', 'Confirm deletes')) {
+            $ConfirmDeletes = $false
+        }
+    }
+    $request = @{ policy = $PolicyType; dry_run = $dryRun; confirm_deletes = [bool]$ConfirmDeletes; allow_empty_import = [bool]$AllowEmptyImport }
+    $result = Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'cycle' -Request $request -Long
+    $result.runs | Add-DirSyncTypeName -TypeName 'DirSync.RunRecord'
+}
+
+function Invoke-DirSyncRunProfile {
+    <#
+    .SYNOPSIS
+    Runs one run profile (FullImport, DeltaImport, FullSync, DeltaSync, Export) on a connector.
+    .PARAMETER ConnectorName
+    The connector (pipeline input by property name: Name, ConnectorName).
+    .PARAMETER RunProfile
+    The run profile.
+    .EXAMPLE
+    Invoke-DirSyncRunProfile -ConnectorName corp.example.com -RunProfile FullImport
+    .EXAMPLE
+    Get-DirSyncConnector | Invoke-DirSyncRunProfile -RunProfile DeltaImport
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    param(
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
+        [Alias('Name', 'Connector')]
+        [string] $ConnectorName,
+        [Parameter(Mandatory, Position = 1)]
+        [ValidateSet('FullImport', 'DeltaImport', 'FullSync', 'DeltaSync', 'Export')]
+        [string] $RunProfile,
+        [switch] $ConfirmDeletes,
+        [switch] $AllowEmptyImport
+    )
+    process {
+        $dryRun = -not $PSCmdlet.ShouldProcess($ConnectorName, $RunProfile)
+        $request = @{ connector = $ConnectorName; profile = $RunProfile; dry_run = $dryRun; confirm_deletes = [bool]$ConfirmDeletes; allow_empty_import = [bool]$AllowEmptyImport }
+        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'run_profile' -Request $request -Long | Add-DirSyncTypeName -TypeName 'DirSync.RunRecord'
+    }
+}
+
+function Sync-DirSyncObject {
+    <#
+    .SYNOPSIS
+    Previews the synchronization of one object; -Commit applies it.
+    .DESCRIPTION
+    Not supported by this dirsync build yet: the call returns a NotImplemented error.
+    .EXAMPLE
+    Sync-DirSyncObject -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example'
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    param(
+        [Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('Connector')] [string] $ConnectorName,
+        [Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('DN')] [string] $DistinguishedName,
+        [switch] $Commit
+    )
+    process {
+        $commitIt = $Commit -and $PSCmdlet.ShouldProcess($DistinguishedName, 'Synchronize and commit')
+        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'sync_object' -Request @{ connector = $ConnectorName; dn = $DistinguishedName; commit = [bool]$commitIt }
+    }
+}
+
+# ---- queries ----
+
+function Get-DirSyncPendingExport {
+    <#
+    .SYNOPSIS
+    Lists the pending exports (the plan), per object with attribute changes.
+    .PARAMETER ConnectorName
+    Only this connector's pending exports.
+    .EXAMPLE
+    Get-DirSyncPendingExport | Where-Object Operation -eq 'delete'
+    #>
+    [CmdletBinding()]
+    param([Parameter(ValueFromPipelineByPropertyName)] [Alias('Name', 'Connector')] [string] $ConnectorName)
+    process {
+        $plan = Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'plan' -Request @{}
+        $plan.objects | Where-Object { -not $ConnectorName -or $_.connector -eq $ConnectorName } | Add-DirSyncTypeName -TypeName 'DirSync.PendingExport'
+    }
+}
+
+function Get-DirSyncRunHistory {
+    <#
+    .SYNOPSIS
+    Lists recent runs, newest first.
+    .PARAMETER NumberRequested
+    How many runs (default 20).
+    .EXAMPLE
+    Get-DirSyncRunHistory -NumberRequested 5
+    #>
+    [CmdletBinding()]
+    param([Alias('Limit')] [ValidateRange(1, 100000)] [int] $NumberRequested = 20)
+    Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'history' -Request @{ limit = $NumberRequested } | ForEach-Object { $_ } | Add-DirSyncTypeName -TypeName 'DirSync.RunRecord'
+}
+
+function Get-DirSyncConnector {
+    <#
+    .SYNOPSIS
+    Lists the connectors with their type and object counts.
+    .PARAMETER Name
+    Only the connector with this name (wildcards allowed).
+    .EXAMPLE
+    Get-DirSyncConnector
+    #>
+    [CmdletBinding()]
+    param([Parameter(Position = 0)] [SupportsWildcards()] [string] $Name = '*')
+    Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'connectors' -Request @{} | ForEach-Object { $_ } | Where-Object { $_.name -like $Name } | Add-DirSyncTypeName -TypeName 'DirSync.Connector'
+}
+
+function Get-DirSyncRule {
+    <#
+    .SYNOPSIS
+    Lists the sync rules of the configuration.
+    .PARAMETER Name
+    Only rules whose name matches (wildcards allowed).
+    .EXAMPLE
+    Get-DirSyncRule -Name 'In from AD*'
+    #>
+    [CmdletBinding()]
+    param([Parameter(Position = 0)] [SupportsWildcards()] [string] $Name = '*')
+    Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'rules' -Request @{} | ForEach-Object { $_ } | Where-Object { $_.name -like $Name } | Add-DirSyncTypeName -TypeName 'DirSync.Rule'
+}
+
+function Get-DirSyncCSObject {
+    <#
+    .SYNOPSIS
+    Gets connector-space objects: one by DN or anchor, or all of a connector.
+    .EXAMPLE
+    Get-DirSyncCSObject -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example'
+    .EXAMPLE
+    Get-DirSyncConnector | Get-DirSyncCSObject
+    #>
+    [CmdletBinding(DefaultParameterSetName = 'All')]
+    param(
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)] [Alias('Name', 'Connector')] [string] $ConnectorName,
+        [Parameter(Mandatory, ParameterSetName = 'Dn', ValueFromPipelineByPropertyName)] [Alias('DN')] [string] $DistinguishedName,
+        [Parameter(Mandatory, ParameterSetName = 'Anchor', ValueFromPipelineByPropertyName)] [string] $Anchor
+    )
+    process {
+        $request = @{ connector = $ConnectorName }
+        if ($PSCmdlet.ParameterSetName -eq 'Dn') { $request.dn = $DistinguishedName }
+        if ($PSCmdlet.ParameterSetName -eq 'Anchor') { $request.anchor = $Anchor }
+        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'cs_objects' -Request $request | ForEach-Object { $_ } | Add-DirSyncTypeName -TypeName 'DirSync.CSObject'
+    }
+}
+
+function Get-DirSyncMVObject {
+    <#
+    .SYNOPSIS
+    Gets metaverse objects: one by id, or all.
+    .EXAMPLE
+    Get-DirSyncMVObject -Id 42
+    .EXAMPLE
+    Get-DirSyncCSObject -ConnectorName corp -Anchor $a | Get-DirSyncMVObject
+    #>
+    [CmdletBinding()]
+    param([Parameter(Position = 0, ValueFromPipelineByPropertyName)] [Alias('mv_id')] [Nullable[long]] $Id)
+    process {
+        $request = @{}
+        if ($null -ne $Id) { $request.id = $Id }
+        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'mv_objects' -Request $request | ForEach-Object { $_ } | Add-DirSyncTypeName -TypeName 'DirSync.MVObject'
+    }
+}
+
+function Test-DirSyncFilter {
+    <#
+    .SYNOPSIS
+    Says whether an object is in scope of the connector's rules and which group or clause decided.
+    .DESCRIPTION
+    Evaluates the scoping filters of every rule of the connector that applies to the object's
+    type: a connector-space object by DN or anchor, or an object given inline.
+    .EXAMPLE
+    Test-DirSyncFilter -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example'
+    .EXAMPLE
+    Import-DirSyncObject -Connector $src | Test-DirSyncFilter -ConnectorName corp
+    #>
+    [CmdletBinding(DefaultParameterSetName = 'Dn')]
+    param(
+        [Parameter(Mandatory, Position = 0)] [Alias('Connector')] [string] $ConnectorName,
+        [Parameter(Mandatory, ParameterSetName = 'Dn', ValueFromPipelineByPropertyName)] [Alias('DN')] [string] $DistinguishedName,
+        [Parameter(Mandatory, ParameterSetName = 'Anchor', ValueFromPipelineByPropertyName)] [string] $Anchor,
+        [Parameter(Mandatory, ParameterSetName = 'Object', ValueFromPipeline)] [psobject] $InputObject,
+        [string] $RuleName
+    )
+    process {
+        $request = @{ connector = $ConnectorName }
+        if ($RuleName) { $request.rule = $RuleName }
+        switch ($PSCmdlet.ParameterSetName) {
+            'Dn' { $request.dn = $DistinguishedName }
+            'Anchor' { $request.anchor = $Anchor }
+            'Object' { $request.object = ConvertTo-DirSyncObjectHashtable -InputObject $InputObject }
+        }
+        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'filter' -Request $request | Add-DirSyncTypeName -TypeName 'DirSync.FilterResult'
+    }
+}
+
+function Test-DirSyncPermission {
+    <#
+    .SYNOPSIS
+    Checks that the connector accounts have the permissions synchronization needs.
+    .DESCRIPTION
+    Not supported by this dirsync build yet: the call returns a NotImplemented error.
+    .EXAMPLE
+    Test-DirSyncPermission -ConnectorName corp
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('Name', 'Connector')] [string] $ConnectorName)
+    process {
+        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'test_permission' -Request @{ connector = $ConnectorName }
+    }
+}
+
+# ---- writeback, passwords, scheduler, threshold ----
+
+function Invoke-DirSyncWriteback {
+    <#
+    .SYNOPSIS
+    Runs the writeback flows (cloud to on-premises).
+    .DESCRIPTION
+    Not supported by this dirsync build yet: the call returns a NotImplemented error.
+    .EXAMPLE
+    Invoke-DirSyncWriteback -WhatIf
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    param()
+    $dryRun = -not $PSCmdlet.ShouldProcess('writeback flows', 'Run')
+    Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'writeback' -Request @{ dry_run = $dryRun } -Long
+}
+
+function Set-DirSyncPassword {
+    <#
+    .SYNOPSIS
+    Sets the password of an object in a connected directory.
+    .DESCRIPTION
+    The password is taken as a SecureString and only decoded for the native call. Not supported
+    by this dirsync build yet: the call returns a NotImplemented error.
+    .EXAMPLE
+    Set-DirSyncPassword -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example' -Password (Read-Host -AsSecureString)
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'High')]
+    param(
+        [Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('Connector')] [string] $ConnectorName,
+        [Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('DN')] [string] $DistinguishedName,
+        [Parameter(Mandatory)] [System.Security.SecureString] $Password
+    )
+    process {
+        if (-not $PSCmdlet.ShouldProcess($DistinguishedName, 'Set password')) { return }
+        $bstr = [System.Runtime.InteropServices.Marshal]::SecureStringToBSTR($Password)
+        try {
+            $plain = [System.Runtime.InteropServices.Marshal]::PtrToStringBSTR($bstr)
+            Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'set_password' -Request @{ connector = $ConnectorName; dn = $DistinguishedName; password = $plain }
+        }
+        finally {
+            [System.Runtime.InteropServices.Marshal]::ZeroFreeBSTR($bstr)
+            $plain = $null
+        }
+    }
+}
+
+function Get-DirSyncScheduler {
+    <#
+    .SYNOPSIS
+    Gets the scheduler settings.
+    .DESCRIPTION
+    Not supported by this dirsync build yet: the call returns a NotImplemented error.
+    .EXAMPLE
+    Get-DirSyncScheduler
+    #>
+    [CmdletBinding()]
+    param()
+    Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'scheduler_get' -Request @{}
+}
+
+function Set-DirSyncScheduler {
+    <#
+    .SYNOPSIS
+    Changes the scheduler settings.
+    .DESCRIPTION
+    Not supported by this dirsync build yet: the call returns a NotImplemented error.
+    .EXAMPLE
+    Set-DirSyncScheduler -SyncCycleEnabled $false
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    param(
+        [Nullable[bool]] $SyncCycleEnabled,
+        [Nullable[timespan]] $CustomizedSyncCycleInterval,
+        [ValidateSet('Delta', 'Initial')] [string] $NextSyncCyclePolicyType
+    )
+    $request = @{}
+    if ($null -ne $SyncCycleEnabled) { $request.enabled = [bool]$SyncCycleEnabled }
+    if ($null -ne $CustomizedSyncCycleInterval) { $request.interval_seconds = [long]$CustomizedSyncCycleInterval.TotalSeconds }
+    if ($NextSyncCyclePolicyType) { $request.next_policy = $NextSyncCyclePolicyType }
+    if ($PSCmdlet.ShouldProcess('scheduler', 'Set')) {
+        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'scheduler_set' -Request $request
+    }
+}
+
+function Get-DirSyncDeletionThreshold {
+    <#
+    .SYNOPSIS
+    Gets the deletion threshold in force for this session.
+    .EXAMPLE
+    Get-DirSyncDeletionThreshold
+    #>
+    [CmdletBinding()]
+    param()
+    Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'deletion_threshold_get' -Request @{} | Add-DirSyncTypeName -TypeName 'DirSync.DeletionThreshold'
+}
+
+function Set-DirSyncDeletionThreshold {
+    <#
+    .SYNOPSIS
+    Changes the deletion threshold for this session (the configuration file is not rewritten).
+    .PARAMETER DeletionThreshold
+    Most deletes one export may carry (0 = no count limit).
+    .PARAMETER Percentage
+    Most deletes as a percentage of the connector's objects (0 = no percentage limit).
+    .EXAMPLE
+    Set-DirSyncDeletionThreshold -DeletionThreshold 1000
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'High')]
+    param(
+        [Alias('Count')] [Nullable[long]] $DeletionThreshold,
+        [ValidateRange(0, 100)] [Nullable[double]] $Percentage
+    )
+    $request = @{}
+    if ($null -ne $DeletionThreshold) { $request.count = $DeletionThreshold }
+    if ($null -ne $Percentage) { $request.percent = $Percentage }
+    if ($PSCmdlet.ShouldProcess('deletion threshold', 'Set')) {
+        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'deletion_threshold_set' -Request $request | Add-DirSyncTypeName -TypeName 'DirSync.DeletionThreshold'
+    }
+}
+
+# ---- conversions ----
+
+function ConvertTo-DirSyncImmutableId {
+    <#
+    .SYNOPSIS
+    Converts an objectGUID to the Entra ID immutableId (base64 of the little-endian GUID bytes).
+    .EXAMPLE
+    ConvertTo-DirSyncImmutableId -Guid 88666888-0101-1111-bbbb-1234567890ab
+    .EXAMPLE
+    Get-ADUser alice | ConvertTo-DirSyncImmutableId
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param([Parameter(Mandatory, Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)] [Alias('ObjectGuid')] [string] $Guid)
+    process { Invoke-DirSyncStage -Cmdlet $PSCmdlet -Operation 'immutable_id_from_guid' -Text $Guid }
+}
+
+function ConvertFrom-DirSyncImmutableId {
+    <#
+    .SYNOPSIS
+    Converts an Entra ID immutableId back to the objectGUID.
+    .EXAMPLE
+    ConvertFrom-DirSyncImmutableId -ImmutableId 'iGhmiAEBERG7uxI0VniQqw=='
+    #>
+    [CmdletBinding()]
+    [OutputType([guid])]
+    param([Parameter(Mandatory, Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)] [string] $ImmutableId)
+    process { [guid](Invoke-DirSyncStage -Cmdlet $PSCmdlet -Operation 'guid_from_immutable_id' -Text $ImmutableId) }
+}
+
+# ---- stage cmdlets: Import | Select | Convert | Export, without the persistent engine ----
+
+function ConvertTo-DirSyncObjectHashtable {
+    param([Parameter(Mandatory)] [psobject] $InputObject)
+    $attributes = @{}
+    if ($InputObject.PSObject.Properties['attributes'] -and $null -ne $InputObject.attributes) {
+        foreach ($p in $InputObject.attributes.PSObject.Properties) { $attributes[$p.Name] = @($p.Value) }
+    }
+    $o = @{ dn = [string]$InputObject.dn; object_type = [string]$InputObject.object_type; attributes = $attributes }
+    if ($InputObject.PSObject.Properties['anchor'] -and $InputObject.anchor) { $o.anchor = [string]$InputObject.anchor }
+    return $o
+}
+
+function Import-DirSyncObject {
+    <#
+    .SYNOPSIS
+    Reads every object from a connector given inline (stage call, no state).
+    .PARAMETER Connector
+    The connector as in the configuration: @{ name = 'src'; type = 'ldif'; settings = @{ path = 'src.ldif' } }.
+    .EXAMPLE
+    Import-DirSyncObject -Connector @{ name = 'hr'; type = 'csv'; settings = @{ path = 'hr.csv'; anchor_column = 'id' } }
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory, Position = 0)] [hashtable] $Connector, [string] $BaseDirectory = (Get-Location).ProviderPath)
+    $text = Invoke-DirSyncStage -Cmdlet $PSCmdlet -Operation 'stage_import' -Text (ConvertTo-Json -InputObject @{ connector = $Connector; base_dir = $BaseDirectory } -Depth 32 -Compress)
+    (ConvertFrom-Json -InputObject $text).objects | Add-DirSyncTypeName -TypeName 'DirSync.Object'
+}
+
+function Select-DirSyncObject {
+    <#
+    .SYNOPSIS
+    Keeps the objects that pass a scoping filter (stage call).
+    .PARAMETER Scope
+    Scoping groups: @(@{ clauses = @(@{ attribute = 'department'; operator = 'EQUAL'; value = 'Sales' }) }).
+    .EXAMPLE
+    Import-DirSyncObject -Connector $src | Select-DirSyncObject -Scope $scope -ObjectType user
+    #>
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory, ValueFromPipeline)] [psobject] $InputObject,
+        [hashtable[]] $Scope = @(),
+        [string] $ObjectType
+    )
+    begin { $objects = New-Object System.Collections.ArrayList }
+    process { $null = $objects.Add((ConvertTo-DirSyncObjectHashtable -InputObject $InputObject)) }
+    end {
+        $request = @{ objects = $objects.ToArray(); scope = $Scope }
+        if ($ObjectType) { $request.object_type = $ObjectType }
+        $text = Invoke-DirSyncStage -Cmdlet $PSCmdlet -Operation 'stage_filter' -Text (ConvertTo-Json -InputObject $request -Depth 32 -Compress)
+        $result = ConvertFrom-Json -InputObject $text
+        foreach ($d in $result.decisions) { Write-Verbose ('{0}: {1} ({2})' -f $d.dn, $d.in_scope, $d.reason) }
+        $result.in | Add-DirSyncTypeName -TypeName 'DirSync.Object'
+    }
+}
+
+function Convert-DirSyncObject {
+    <#
+    .SYNOPSIS
+    Applies one sync rule (scope and attribute flows) to objects (stage call).
+    .PARAMETER Rule
+    The rule as in the configuration, with expressions in flows.
+    .EXAMPLE
+    $objects | Convert-DirSyncObject -Rule @{ name = 'out'; direction = 'outbound'; connector = 'tgt'; source_type = 'user'; target_type = 'user'; precedence = 1; flows = @(@{ target = 'mail'; expression = 'LCase([mail])' }) }
+    #>
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory, ValueFromPipeline)] [psobject] $InputObject,
+        [Parameter(Mandatory)] [hashtable] $Rule,
+        [hashtable] $Parameters = @{}
+    )
+    begin { $objects = New-Object System.Collections.ArrayList }
+    process { $null = $objects.Add((ConvertTo-DirSyncObjectHashtable -InputObject $InputObject)) }
+    end {
+        $request = @{ rule = $Rule; objects = $objects.ToArray(); parameters = $Parameters }
+        $text = Invoke-DirSyncStage -Cmdlet $PSCmdlet -Operation 'stage_transform' -Text (ConvertTo-Json -InputObject $request -Depth 32 -Compress)
+        $result = ConvertFrom-Json -InputObject $text
+        foreach ($s in $result.skipped) { Write-Verbose ('skipped {0}: {1}' -f $s.dn, $s.reason) }
+        $result.objects | Add-DirSyncTypeName -TypeName 'DirSync.Object'
+    }
+}
+
+function Export-DirSyncObject {
+    <#
+    .SYNOPSIS
+    Writes objects to a target connector: plans against what the target holds, then exports.
+    .DESCRIPTION
+    Imports the target, computes adds, updates and (with -DeleteMissing) deletes, and writes
+    them. Supports -WhatIf; deletes ask for confirmation (ConfirmImpact High).
+    .EXAMPLE
+    Import-DirSyncObject -Connector $src | Convert-DirSyncObject -Rule $rule | Export-DirSyncObject -Connector $tgt -WhatIf
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'High')]
+    param(
+        [Parameter(Mandatory, ValueFromPipeline)] [psobject] $InputObject,
+        [Parameter(Mandatory)] [hashtable] $Connector,
+        [switch] $DeleteMissing,
+        [string] $BaseDirectory = (Get-Location).ProviderPath
+    )
+    begin { $objects = New-Object System.Collections.ArrayList }
+    process { $null = $objects.Add((ConvertTo-DirSyncObjectHashtable -InputObject $InputObject)) }
+    end {
+        $importText = Invoke-DirSyncStage -Cmdlet $PSCmdlet -Operation 'stage_import' -Text (ConvertTo-Json -InputObject @{ connector = $Connector; base_dir = $BaseDirectory } -Depth 32 -Compress)
+        $current = @((ConvertFrom-Json -InputObject $importText).objects | Where-Object { $null -ne $_ } | ForEach-Object { ConvertTo-DirSyncObjectHashtable -InputObject $_ })
+        $planText = Invoke-DirSyncStage -Cmdlet $PSCmdlet -Operation 'stage_plan' -Text (ConvertTo-Json -InputObject @{ desired = $objects.ToArray(); current = $current; delete_missing = [bool]$DeleteMissing } -Depth 32 -Compress)
+        $approved = New-Object System.Collections.ArrayList
+        foreach ($change in (ConvertFrom-Json -InputObject $planText).changes) {
+            if ($null -eq $change) { continue }
+            if ($PSCmdlet.ShouldProcess($change.dn, $change.operation)) { $null = $approved.Add($change) }
+        }
+        if ($approved.Count -eq 0) { return }
+        $exportRequest = '{"connector":' + (ConvertTo-Json -InputObject $Connector -Depth 32 -Compress) + ',"base_dir":' + (ConvertTo-Json -InputObject $BaseDirectory -Compress) + ',"changes":' + (ConvertTo-Json -InputObject $approved.ToArray() -Depth 32 -Compress) + '}'
+        $text = Invoke-DirSyncStage -Cmdlet $PSCmdlet -Operation 'stage_export' -Text $exportRequest
+        (ConvertFrom-Json -InputObject $text).results | Add-DirSyncTypeName -TypeName 'DirSync.ExportResult'
+    }
+}
+
+Export-ModuleMember -Function @(
+    'Connect-DirSync', 'Disconnect-DirSync', 'Start-DirSyncCycle', 'Invoke-DirSyncRunProfile',
+    'Get-DirSyncPendingExport', 'Get-DirSyncRunHistory', 'Get-DirSyncConnector', 'Get-DirSyncRule',
+    'Get-DirSyncCSObject', 'Get-DirSyncMVObject', 'Sync-DirSyncObject', 'Test-DirSyncFilter',
+    'Invoke-DirSyncWriteback', 'Set-DirSyncPassword', 'Get-DirSyncScheduler', 'Set-DirSyncScheduler',
+    'Get-DirSyncDeletionThreshold', 'Set-DirSyncDeletionThreshold', 'ConvertTo-DirSyncImmutableId',
+    'ConvertFrom-DirSyncImmutableId', 'Test-DirSyncPermission', 'Import-DirSyncObject',
+    'Select-DirSyncObject', 'Convert-DirSyncObject', 'Export-DirSyncObject'
+)
