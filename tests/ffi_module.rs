@@ -215,7 +215,7 @@ fn header_signatures(header: &str) -> BTreeMap<String, (String, Vec<String>)> {
                 .map(|p| {
                     // drop the parameter name
                     let p = p.trim();
-                    let cut = p.rfind(|c: char| c == '*' || c == ' ').unwrap();
+                    let cut = p.rfind(['*', ' ']).unwrap();
                     c_kind(&p[..=cut])
                 })
                 .collect()
