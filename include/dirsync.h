@@ -47,12 +47,14 @@ typedef enum DirSyncStatus {
   DIRSYNC_E_INTERNAL = -99,
 } DirSyncStatus;
 
-// The opaque engine handle (`DirSyncEngine*` in C).
+// The opaque engine handle (`DirSyncEngine*` in C). Safe to share between threads: calls are
+// serialized by a lock inside, cancellation and progress settings bypass it.
 typedef struct DirSyncEngine DirSyncEngine;
 
 // Progress callback receiving one UTF-8 JSON event (`{"event":"start"|"progress"|"end",...}`)
 // and the caller's user data. The string is valid only during the call. It runs on the thread
-// that made the long call.
+// that made the long call, while that call holds the handle: from the callback, call only
+// `dirsync_engine_cancel` or `dirsync_engine_set_progress` on the same handle.
 typedef void (*DirSyncProgressCallback)(const char *event_json, void *user_data);
 
 // UTF-16 form of `DirSyncProgressCallback`.

@@ -90,8 +90,8 @@ function Invoke-DirSyncNative {
             $done = $false
             try {
                 while (-not $task.Wait(200)) {
-                    foreach ($event in [DirSync.Native]::TakeProgress()) {
-                        $e = ConvertFrom-Json -InputObject $event
+                    foreach ($progressEvent in [DirSync.Native]::TakeProgress()) {
+                        $e = ConvertFrom-Json -InputObject $progressEvent
                         if ($e.event -eq 'progress') {
                             $status = '{0} {1}: {2} objects' -f $e.connector, $e.profile, $e.processed
                             Write-Progress -Activity "dirsync $Operation" -Status $status

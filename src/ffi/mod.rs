@@ -229,7 +229,8 @@ enum Callback {
     Utf16(unsafe extern "C" fn(*const u16, *mut c_void), usize),
 }
 
-/// The opaque engine handle (`DirSyncEngine*` in C).
+/// The opaque engine handle (`DirSyncEngine*` in C). Safe to share between threads: calls are
+/// serialized by a lock inside, cancellation and progress settings bypass it.
 pub struct DirSyncEngine {
     engine: Mutex<Engine>,
     cancel: Arc<AtomicBool>,
@@ -282,7 +283,8 @@ fn deliver(p: &Mutex<Option<Callback>>, v: &Json) {
 
 /// Progress callback receiving one UTF-8 JSON event (`{"event":"start"|"progress"|"end",...}`)
 /// and the caller's user data. The string is valid only during the call. It runs on the thread
-/// that made the long call.
+/// that made the long call, while that call holds the handle: from the callback, call only
+/// `dirsync_engine_cancel` or `dirsync_engine_set_progress` on the same handle.
 pub type DirSyncProgressCallback =
     Option<unsafe extern "C" fn(event_json: *const c_char, user_data: *mut c_void)>;
 
@@ -420,6 +422,12 @@ fn cancel(engine: *const DirSyncEngine) -> DirSyncStatus {
         Ok(())
     })
 }
+
+/// Handles are shared between threads by the callers: this must hold.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<DirSyncEngine>();
+};
 
 #[cfg(test)]
 mod tests {
