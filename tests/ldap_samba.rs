@@ -562,6 +562,7 @@ fn ad_bulk_ou_with_a_large_group_imports_completely() {
         return;
     }
     let dc = Samba::shared();
+    dc.ensure_bulk();
     let n = support::samba::bulk_users();
     let ou = format!("OU=Bulk,{BASE}");
     let dir = tempfile::tempdir().expect("tmp");

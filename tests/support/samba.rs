@@ -32,6 +32,7 @@ pub fn bulk_users() -> usize {
 
 /// The shared DC.
 pub struct Samba {
+    _lock: std::fs::File,
     dir: PathBuf,
     child: Mutex<Child>,
     /// Seconds spent provisioning and starting.
@@ -59,6 +60,18 @@ impl Samba {
     }
 
     fn start() -> Samba {
+        // One DC at a time on this machine (ports 389 and 636): test runners that start one
+        // process per test wait here for the previous process to end. The lock is released
+        // when the process exits.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("dirsync-samba.lock"))
+            .expect("lock file");
+        // SAFETY: flock on a file descriptor we own; blocks until the lock is free.
+        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "cannot lock the Samba test lock file");
         let started = Instant::now();
         remove_stale_dirs();
         let dir = std::env::temp_dir().join(format!("dirsync-samba-{}", std::process::id()));
@@ -103,30 +116,16 @@ impl Samba {
             }
         }
         std::fs::write(&conf, fixed).expect("write smb.conf");
-        // Bulk data goes in through the local database while samba is stopped (LDAP adds of
-        // users run at about 35 per second).
-        let bulk = bulk_users();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/samba_bulk.py");
-        let out = Command::new("/usr/bin/python3")
-            .arg(&script)
-            .arg(&conf)
-            .arg(dir.join("private/sam.ldb"))
-            .arg(BASE)
-            .arg(bulk.to_string())
-            .output()
-            .expect("run samba_bulk.py");
-        assert!(
-            out.status.success(),
-            "bulk load failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        print!("{}", String::from_utf8_lossy(&out.stdout));
         std::fs::create_dir_all(dir.join("run")).expect("pid dir");
-        assert!(
-            !wait_for_port(389, Duration::from_millis(100)),
-            "port 389 is already in use: stop the other LDAP server first"
-        );
+        // The DC of a previous test process stops when that process ends; give it a moment.
+        let free_by = Instant::now() + Duration::from_secs(30);
+        while wait_for_port(389, Duration::from_millis(100)) {
+            assert!(
+                Instant::now() < free_by,
+                "port 389 is already in use: stop the other LDAP server first"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let log = std::fs::File::create(dir.join("samba.out")).expect("log file");
         let child = Command::new(super::sbin("samba"))
             .arg(format!("--configfile={}", conf.display()))
@@ -145,6 +144,7 @@ impl Samba {
         // The rootDSE answers a little after the port opens.
         let deadline = Instant::now() + Duration::from_secs(30);
         let s = Samba {
+            _lock: lock,
             dir,
             child: Mutex::new(child),
             startup_secs: 0.0,
@@ -178,6 +178,36 @@ impl Samba {
         Samba {
             startup_secs: started.elapsed().as_secs_f64(),
             ..s
+        }
+    }
+
+    /// Loads `OU=Bulk` (see [`bulk_users`]) once per process, through the local database while
+    /// samba runs (LDAP adds of users run at about 35 per second).
+    pub fn ensure_bulk(&self) {
+        static BULK: OnceLock<Result<(), String>> = OnceLock::new();
+        let r = BULK.get_or_init(|| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/samba_bulk.py");
+            let out = Command::new("/usr/bin/python3")
+                .arg(&script)
+                .arg(self.dir.join("etc/smb.conf"))
+                .arg(self.dir.join("private/sam.ldb"))
+                .arg(BASE)
+                .arg(bulk_users().to_string())
+                .output()
+                .map_err(|e| format!("run samba_bulk.py: {e}"))?;
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "bulk load failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        });
+        if let Err(e) = r {
+            panic!("{e}");
         }
     }
 
