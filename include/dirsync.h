@@ -216,8 +216,8 @@ enum DirSyncStatus dirsync_rules_w(const struct DirSyncEngine *engine,
                                    uint16_t **out);
 
 // Evaluates the scoping filters of the connector's rules for one object and says in or out and
-// which rule and group decided. Request: `{"connector":"ad","dn":"..."}`, `"anchor"` or an inline `"object"`;
-// optional `"rule"`. Result: `{"in_scope","rules":[{"rule","direction","in_scope","group","reason"}]}`.
+// which partition, container, rule and group decided. Request: `{"connector":"ad","dn":"..."}`, `"anchor"` or an inline `"object"`;
+// optional `"rule"`. Result: `{"in_scope","partition":{"in_scope","partition","container","reason"},"rules":[{"rule","direction","in_scope","group","reason"}]}`.
 // `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
 enum DirSyncStatus dirsync_filter(const struct DirSyncEngine *engine,
                                   const char *request,
@@ -306,7 +306,10 @@ enum DirSyncStatus dirsync_sync_object_w(const struct DirSyncEngine *engine,
                                          const uint16_t *request,
                                          uint16_t **out);
 
-// Checks the permissions of the connector accounts. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// Checks the rights of an Active Directory connector's account (read, DirSync, create, write, password
+// reset); nothing is written. Request: `{"connector":"corp","writeback_ou":"OU=..."}` (`writeback_ou` optional).
+// Result: `{"connector","all_present","report":{"dc","checks":[{"right","present","detail"}]}}`.
+// Other connector types: `DIRSYNC_E_NOT_SUPPORTED`.
 // `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
 enum DirSyncStatus dirsync_test_permission(const struct DirSyncEngine *engine,
                                            const char *request,

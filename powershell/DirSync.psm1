@@ -422,16 +422,29 @@ function Test-DirSyncFilter {
 function Test-DirSyncPermission {
     <#
     .SYNOPSIS
-    Checks that the connector accounts have the permissions synchronization needs.
+    Checks the rights of an Active Directory connector's account; nothing is written.
     .DESCRIPTION
-    Not supported by this dirsync build yet: the call returns a NotImplemented error.
+    Reports each right (read the partitions, DirSync, create and write objects, reset
+    passwords, and with -WritebackOU the writeback container) as present or missing. Only
+    connectors of type 'ad' support the check; others return a NotImplemented error.
+    .PARAMETER ConnectorName
+    The AD connector (pipeline input by property name).
+    .PARAMETER WritebackOU
+    The container where writeback creates objects.
     .EXAMPLE
-    Test-DirSyncPermission -ConnectorName corp
+    Test-DirSyncPermission -ConnectorName corp.example.com
+    .EXAMPLE
+    (Test-DirSyncPermission -ConnectorName corp -WritebackOU 'OU=Writeback,DC=corp,DC=example').report.checks | Format-Table
     #>
     [CmdletBinding()]
-    param([Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('Name', 'Connector')] [string] $ConnectorName)
+    param(
+        [Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('Name', 'Connector')] [string] $ConnectorName,
+        [string] $WritebackOU
+    )
     process {
-        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'test_permission' -Request @{ connector = $ConnectorName }
+        $request = @{ connector = $ConnectorName }
+        if ($WritebackOU) { $request.writeback_ou = $WritebackOU }
+        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'test_permission' -Request $request -Long
     }
 }
 

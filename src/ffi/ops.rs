@@ -325,14 +325,72 @@ pub(crate) fn filter(h: &DirSyncEngine, req: &str) -> OpResult {
             "reason": d.reason,
         }));
     }
-    let in_scope = results.iter().any(|x| x["in_scope"] == json!(true));
+    let partition = partition_decision(
+        e.config.connector(&r.connector).map(|c| &c.settings),
+        &obj.dn,
+    );
+    let in_partition = partition["in_scope"] != json!(false);
+    let in_scope = in_partition && results.iter().any(|x| x["in_scope"] == json!(true));
     to_json(&json!({
         "connector": r.connector,
+        "partition": partition,
         "dn": obj.dn,
         "object_type": obj.object_type,
         "in_scope": in_scope,
         "rules": results,
     }))
+}
+
+/// Which partition and container filter of the connector's settings (`partitions` with `base`,
+/// `include`, `exclude`, as the LDAP and AD connectors have) decides about a DN.
+fn partition_decision(settings: Option<&Json>, dn: &Dn) -> Json {
+    let Some(parts) = settings
+        .and_then(|s| s.get("partitions"))
+        .and_then(Json::as_array)
+    else {
+        return json!({"in_scope": null, "reason": "the connector has no partition settings"});
+    };
+    if parts.is_empty() {
+        return json!({"in_scope": null, "reason": "no partitions configured (the default naming context)"});
+    }
+    let dns = |v: Option<&Json>| -> Vec<(String, Dn)> {
+        v.and_then(Json::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Json::as_str)
+                    .filter_map(|t| Dn::parse(t).ok().map(|d| (t.to_string(), d)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for p in parts {
+        let Some(base_text) = p.get("base").and_then(Json::as_str) else {
+            continue;
+        };
+        let Ok(base) = Dn::parse(base_text) else {
+            continue;
+        };
+        if !dn.is_within(&base) && *dn != base {
+            continue;
+        }
+        let inside = |c: &Dn| dn.is_within(c) || dn == c;
+        if let Some((t, _)) = dns(p.get("exclude")).into_iter().find(|(_, c)| inside(c)) {
+            return json!({"in_scope": false, "partition": base_text, "container": t,
+                          "reason": format!("inside the excluded container {t}")});
+        }
+        let include = dns(p.get("include"));
+        if include.is_empty() {
+            return json!({"in_scope": true, "partition": base_text, "container": null,
+                          "reason": format!("inside partition {base_text} (no container filter)")});
+        }
+        return match include.into_iter().find(|(_, c)| inside(c)) {
+            Some((t, _)) => json!({"in_scope": true, "partition": base_text, "container": t,
+                                   "reason": format!("inside the included container {t}")}),
+            None => json!({"in_scope": false, "partition": base_text, "container": null,
+                           "reason": "not inside any included container".to_string()}),
+        };
+    }
+    json!({"in_scope": false, "partition": null, "reason": "outside every configured partition"})
 }
 
 /// `{}` -> the deletion threshold in force on this handle.
@@ -710,8 +768,94 @@ pub(crate) fn sync_object(_: &DirSyncEngine, req: &str) -> OpResult {
     Err(not_supported("single-object sync preview"))
 }
 
-/// Permission checks against the connected directories: not built yet.
-pub(crate) fn test_permission(_: &DirSyncEngine, req: &str) -> OpResult {
-    let _: Json = parse(req)?;
-    Err(not_supported("permission checks"))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PermissionRequest {
+    connector: String,
+    #[serde(default)]
+    writeback_ou: Option<String>,
+}
+
+/// Checks the rights of an Active Directory connector's account (read, DirSync, create, write,
+/// password reset); nothing is written. Other connector types: `DIRSYNC_E_NOT_SUPPORTED`.
+pub(crate) fn test_permission(h: &DirSyncEngine, req: &str) -> OpResult {
+    use crate::connectors::ldap::{AdConnector, AdSettings, permissions};
+    let r: PermissionRequest = parse(req)?;
+    let (kind, settings, base) = {
+        let e = locked(h);
+        let c = e.config.connector(&r.connector).ok_or_else(|| {
+            FfiError::new(
+                Status::DIRSYNC_E_NOT_FOUND,
+                format!("unknown connector '{}'", r.connector),
+            )
+        })?;
+        (
+            c.kind.clone(),
+            c.settings.clone(),
+            e.config.base_dir.clone(),
+        )
+    };
+    if kind != "ad" {
+        return Err(not_supported(&format!(
+            "permission checks for '{kind}' connectors (only 'ad')"
+        )));
+    }
+    let mut s: AdSettings = serde_json::from_value(settings).map_err(|e| {
+        FfiError::connector(
+            &r.connector,
+            crate::connectors::ConnectorError::Config(e.to_string()),
+        )
+    })?;
+    for p in [
+        &mut s.connection.ca_file,
+        &mut s.connection.bind_password_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    let mut ad = AdConnector::new(s).map_err(|e| FfiError::connector(&r.connector, e))?;
+    let report = permissions::test_permissions(&mut ad, r.writeback_ou.as_deref())
+        .map_err(|e| FfiError::connector(&r.connector, e))?;
+    to_json(&json!({
+        "connector": r.connector,
+        "all_present": report.all_present(),
+        "report": report,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_and_container_decide() {
+        let s = json!({"partitions": [{"base": "DC=corp,DC=example",
+            "include": ["OU=People,DC=corp,DC=example"], "exclude": ["OU=Gone,OU=People,DC=corp,DC=example"]}]});
+        let d = |t: &str| partition_decision(Some(&s), &Dn::parse(t).unwrap());
+        let r = d("CN=A,OU=People,DC=corp,DC=example");
+        assert_eq!(r["in_scope"], json!(true));
+        assert_eq!(r["container"], json!("OU=People,DC=corp,DC=example"));
+        let r = d("CN=B,OU=Gone,OU=People,DC=corp,DC=example");
+        assert_eq!(r["in_scope"], json!(false));
+        assert_eq!(
+            r["container"],
+            json!("OU=Gone,OU=People,DC=corp,DC=example")
+        );
+        assert_eq!(
+            d("CN=C,OU=Other,DC=corp,DC=example")["in_scope"],
+            json!(false)
+        );
+        assert_eq!(
+            d("CN=D,DC=elsewhere")["reason"],
+            json!("outside every configured partition")
+        );
+        assert_eq!(
+            partition_decision(None, &Dn::parse("CN=X").unwrap())["in_scope"],
+            Json::Null
+        );
+    }
 }

@@ -241,6 +241,7 @@ int main(void) {
     both("rules", dirsync_rules, dirsync_rules_w, e, "{}", DIRSYNC_OK, "user in");
     error_paths("rules", dirsync_rules, dirsync_rules_w, e);
     both("filter", dirsync_filter, dirsync_filter_w, e, "{\"connector\":\"src\",\"dn\":\"uid=alice,ou=People,dc=corp\"}", DIRSYNC_OK, "\"in_scope\":true");
+    both("filter", dirsync_filter, dirsync_filter_w, e, "{\"connector\":\"src\",\"anchor\":\"00000000-0000-4000-8000-00000000000a\"}", DIRSYNC_OK, "no partition settings");
     both("filter", dirsync_filter, dirsync_filter_w, e, "{\"connector\":\"src\",\"dn\":\"uid=carol,ou=gone,dc=corp\"}", DIRSYNC_OK, "\"in_scope\":false");
     both("filter", dirsync_filter, dirsync_filter_w, e, "{\"connector\":\"src\",\"object\":{\"dn\":\"uid=x,ou=gone,dc=corp\",\"object_type\":\"user\"}}", DIRSYNC_OK, "not satisfied");
     both("filter", dirsync_filter, dirsync_filter_w, e, "{\"connector\":\"src\"}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
@@ -255,7 +256,8 @@ int main(void) {
     both("writeback", dirsync_writeback, dirsync_writeback_w, e, "{}", DIRSYNC_E_NOT_SUPPORTED, NULL);
     both("set_password", dirsync_set_password, dirsync_set_password_w, e, "{\"dn\":\"uid=alice\",\"password\":\"x\"}", DIRSYNC_E_NOT_SUPPORTED, NULL);
     both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{}", DIRSYNC_E_NOT_SUPPORTED, NULL);
-    both("test_permission", dirsync_test_permission, dirsync_test_permission_w, e, "{}", DIRSYNC_E_NOT_SUPPORTED, NULL);
+    both("test_permission", dirsync_test_permission, dirsync_test_permission_w, e, "{\"connector\":\"src\"}", DIRSYNC_E_NOT_SUPPORTED, NULL);
+    both("test_permission", dirsync_test_permission, dirsync_test_permission_w, e, "{\"connector\":\"nope\"}", DIRSYNC_E_NOT_FOUND, NULL);
     CHECK(dirsync_scheduler_get(e, "{\"x\":1}", &out) == DIRSYNC_E_INVALID_JSON);
     CHECK(dirsync_confirm_deletes(NULL) == DIRSYNC_E_INVALID_ARGUMENT);
     CHECK(dirsync_confirm_deletes(e) == DIRSYNC_OK);
