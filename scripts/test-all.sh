@@ -13,6 +13,9 @@ cargo fmt --all -- --check
 echo "== lint"
 cargo clippy --all-targets --locked -- -D warnings
 
+echo "== build (the C ABI tests load the cdylib, the crash test runs the CLI)"
+cargo build --locked --lib --bins
+
 echo "== benchmarks (smoke run at small sizes; real figures: cargo bench)"
 cargo test --benches --locked
 
