@@ -284,7 +284,9 @@ enum DirSyncStatus dirsync_writeback_w(const struct DirSyncEngine *engine,
                                        const uint16_t *request,
                                        uint16_t **out);
 
-// Sets a password in a connected directory. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// Sets the password of an object through an Active Directory connector (`unicodePwd`, needs LDAPS).
+// Request: `{"connector":"corp","dn":"CN=...","password":"..."}`. Result: `{"connector","dn","result":"success"}`.
+// Other connector types: `DIRSYNC_E_NOT_SUPPORTED`.
 // `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
 enum DirSyncStatus dirsync_set_password(const struct DirSyncEngine *engine,
                                         const char *request,

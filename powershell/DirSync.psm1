@@ -470,8 +470,9 @@ function Set-DirSyncPassword {
     .SYNOPSIS
     Sets the password of an object in a connected directory.
     .DESCRIPTION
-    The password is taken as a SecureString and only decoded for the native call. Not supported
-    by this dirsync build yet: the call returns a NotImplemented error.
+    The password is taken as a SecureString and only decoded for the native call. Works through
+    Active Directory connectors (unicodePwd over LDAPS); other connector types return a
+    NotImplemented error.
     .EXAMPLE
     Set-DirSyncPassword -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example' -Password (Read-Host -AsSecureString)
     #>

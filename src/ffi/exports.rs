@@ -475,7 +475,9 @@ pub unsafe extern "C" fn dirsync_writeback_w(
     unsafe { call_h16(engine, request, out, ops::writeback) }
 }
 
-/// Sets a password in a connected directory. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+/// Sets the password of an object through an Active Directory connector (`unicodePwd`, needs LDAPS).
+/// Request: `{"connector":"corp","dn":"CN=...","password":"..."}`. Result: `{"connector","dn","result":"success"}`.
+/// Other connector types: `DIRSYNC_E_NOT_SUPPORTED`.
 /// `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dirsync_set_password(

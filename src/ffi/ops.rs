@@ -756,37 +756,25 @@ pub(crate) fn writeback(_: &DirSyncEngine, req: &str) -> OpResult {
     Err(not_supported("writeback"))
 }
 
-/// Password writes: not built yet.
-pub(crate) fn set_password(_: &DirSyncEngine, req: &str) -> OpResult {
-    let _: Json = parse(req)?;
-    Err(not_supported("setting a password"))
-}
-
 /// Single-object sync preview: not built yet.
 pub(crate) fn sync_object(_: &DirSyncEngine, req: &str) -> OpResult {
     let _: Json = parse(req)?;
     Err(not_supported("single-object sync preview"))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PermissionRequest {
-    connector: String,
-    #[serde(default)]
-    writeback_ou: Option<String>,
-}
-
-/// Checks the rights of an Active Directory connector's account (read, DirSync, create, write,
-/// password reset); nothing is written. Other connector types: `DIRSYNC_E_NOT_SUPPORTED`.
-pub(crate) fn test_permission(h: &DirSyncEngine, req: &str) -> OpResult {
-    use crate::connectors::ldap::{AdConnector, AdSettings, permissions};
-    let r: PermissionRequest = parse(req)?;
+/// The Active Directory connector of this name, built from the configuration.
+fn ad_connector(
+    h: &DirSyncEngine,
+    name: &str,
+    what: &str,
+) -> Result<crate::connectors::ldap::AdConnector, FfiError> {
+    use crate::connectors::ldap::{AdConnector, AdSettings};
     let (kind, settings, base) = {
         let e = locked(h);
-        let c = e.config.connector(&r.connector).ok_or_else(|| {
+        let c = e.config.connector(name).ok_or_else(|| {
             FfiError::new(
                 Status::DIRSYNC_E_NOT_FOUND,
-                format!("unknown connector '{}'", r.connector),
+                format!("unknown connector '{name}'"),
             )
         })?;
         (
@@ -797,12 +785,12 @@ pub(crate) fn test_permission(h: &DirSyncEngine, req: &str) -> OpResult {
     };
     if kind != "ad" {
         return Err(not_supported(&format!(
-            "permission checks for '{kind}' connectors (only 'ad')"
+            "{what} for '{kind}' connectors (only 'ad')"
         )));
     }
     let mut s: AdSettings = serde_json::from_value(settings).map_err(|e| {
         FfiError::connector(
-            &r.connector,
+            name,
             crate::connectors::ConnectorError::Config(e.to_string()),
         )
     })?;
@@ -817,7 +805,82 @@ pub(crate) fn test_permission(h: &DirSyncEngine, req: &str) -> OpResult {
             *p = base.join(&*p);
         }
     }
-    let mut ad = AdConnector::new(s).map_err(|e| FfiError::connector(&r.connector, e))?;
+    AdConnector::new(s).map_err(|e| FfiError::connector(name, e))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordRequest {
+    connector: String,
+    dn: String,
+    password: String,
+}
+
+/// Sets a password through an Active Directory connector (`unicodePwd` over LDAPS, as the
+/// connector exports it). Other connector types: `DIRSYNC_E_NOT_SUPPORTED`.
+pub(crate) fn set_password(h: &DirSyncEngine, req: &str) -> OpResult {
+    use crate::connectors::{Connector, ExportOutcome};
+    use crate::model::AttributeChange;
+    let r: PasswordRequest = parse(req)?;
+    let dn =
+        Dn::parse(&r.dn).map_err(|e| FfiError::invalid_argument(format!("dn '{}': {e}", r.dn)))?;
+    if r.password.is_empty() {
+        return Err(FfiError::invalid_argument("password is empty"));
+    }
+    let mut ad = ad_connector(h, &r.connector, "setting a password")?;
+    let request = ExportRequest {
+        id: 1,
+        object_type: "user".into(),
+        anchor: None,
+        dn: dn.clone(),
+        operation: ExportOperation::Update {
+            changes: vec![AttributeChange::Replace {
+                name: "unicodePwd".into(),
+                values: vec![Value::Str(r.password)],
+            }],
+            new_dn: None,
+        },
+    };
+    let results = ad
+        .export(std::slice::from_ref(&request))
+        .map_err(|e| FfiError::connector(&r.connector, e))?;
+    match results.into_iter().next().map(|x| x.outcome) {
+        Some(ExportOutcome::Success { .. }) => {
+            to_json(&json!({"connector": r.connector, "dn": dn, "result": "success"}))
+        }
+        Some(ExportOutcome::Failed { kind, message }) => Err(FfiError::new(
+            match kind {
+                crate::connectors::ExportErrorKind::ObjectNotFound => Status::DIRSYNC_E_NOT_FOUND,
+                // Throttled, timed out or unavailable: the directory could not take it now.
+                crate::connectors::ExportErrorKind::Transient => Status::DIRSYNC_E_CONNECTION,
+                _ => Status::DIRSYNC_E_CONNECTOR,
+            },
+            format!(
+                "connector '{}': setting the password of {dn} failed: {message}",
+                r.connector
+            ),
+        )
+        .with_details(json!({"kind": kind, "connector": r.connector, "dn": dn}))),
+        None => Err(FfiError::internal(
+            "the connector returned no export result",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PermissionRequest {
+    connector: String,
+    #[serde(default)]
+    writeback_ou: Option<String>,
+}
+
+/// Checks the rights of an Active Directory connector's account (read, DirSync, create, write,
+/// password reset); nothing is written. Other connector types: `DIRSYNC_E_NOT_SUPPORTED`.
+pub(crate) fn test_permission(h: &DirSyncEngine, req: &str) -> OpResult {
+    use crate::connectors::ldap::permissions;
+    let r: PermissionRequest = parse(req)?;
+    let mut ad = ad_connector(h, &r.connector, "permission checks")?;
     let report = permissions::test_permissions(&mut ad, r.writeback_ou.as_deref())
         .map_err(|e| FfiError::connector(&r.connector, e))?;
     to_json(&json!({

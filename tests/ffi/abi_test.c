@@ -254,7 +254,8 @@ int main(void) {
     both("scheduler_get", dirsync_scheduler_get, dirsync_scheduler_get_w, e, "{}", DIRSYNC_E_NOT_SUPPORTED, NULL);
     both("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e, "{\"enabled\":false}", DIRSYNC_E_NOT_SUPPORTED, NULL);
     both("writeback", dirsync_writeback, dirsync_writeback_w, e, "{}", DIRSYNC_E_NOT_SUPPORTED, NULL);
-    both("set_password", dirsync_set_password, dirsync_set_password_w, e, "{\"dn\":\"uid=alice\",\"password\":\"x\"}", DIRSYNC_E_NOT_SUPPORTED, NULL);
+    both("set_password", dirsync_set_password, dirsync_set_password_w, e, "{\"connector\":\"src\",\"dn\":\"uid=alice\",\"password\":\"x\"}", DIRSYNC_E_NOT_SUPPORTED, NULL);
+    both("set_password", dirsync_set_password, dirsync_set_password_w, e, "{\"connector\":\"src\",\"dn\":\"not a dn\",\"password\":\"x\"}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
     both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{}", DIRSYNC_E_NOT_SUPPORTED, NULL);
     both("test_permission", dirsync_test_permission, dirsync_test_permission_w, e, "{\"connector\":\"src\"}", DIRSYNC_E_NOT_SUPPORTED, NULL);
     both("test_permission", dirsync_test_permission, dirsync_test_permission_w, e, "{\"connector\":\"nope\"}", DIRSYNC_E_NOT_FOUND, NULL);
@@ -291,6 +292,18 @@ int main(void) {
     free_both("guid_from_immutable_id", dirsync_guid_from_immutable_id, dirsync_guid_from_immutable_id_w,
               "iGhmiAEBERG7uxI0VniQqw==", DIRSYNC_OK, "88666888-0101-1111-bbbb-1234567890ab");
     free_both("guid_from_immutable_id", dirsync_guid_from_immutable_id, dirsync_guid_from_immutable_id_w, "AAAA", DIRSYNC_E_INVALID_ARGUMENT, NULL);
+
+    /* an AD connector whose DC does not answer: permission check and password set fail cleanly */
+    DirSyncEngine *ad = NULL;
+    CHECK(dirsync_engine_open("{\"state\":{\"path\":\"ad-state.db\"},\"connectors\":[{\"name\":\"corp\",\"type\":\"ad\","
+                              "\"settings\":{\"connection\":{\"url\":\"ldap://127.0.0.1:1\",\"connect_attempts\":1}}}]}", &ad) == DIRSYNC_OK);
+    if (ad) {
+        both("test_permission", dirsync_test_permission, dirsync_test_permission_w, ad, "{\"connector\":\"corp\"}", DIRSYNC_E_CONNECTION, NULL);
+        both("set_password", dirsync_set_password, dirsync_set_password_w, ad, "{\"connector\":\"corp\",\"dn\":\"CN=a,DC=corp\",\"password\":\"P\u00e4ss-1\"}", DIRSYNC_E_CONNECTION, NULL);
+        CHECK(dirsync_engine_close(ad) == DIRSYNC_OK);
+    } else {
+        show_error("open ad");
+    }
 
     CHECK(dirsync_engine_close(NULL) == DIRSYNC_OK);
     CHECK(dirsync_engine_close(e) == DIRSYNC_OK);
