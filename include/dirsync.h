@@ -64,7 +64,8 @@ typedef void (*DirSyncProgressCallbackW)(const uint16_t *event_json, void *user_
 extern "C" {
 #endif // __cplusplus
 
-// The ABI version this library implements (`DIRSYNC_ABI_VERSION`); check it before other calls.
+// The ABI (and JSON schema) version this library implements, currently 1; callers check it
+// before other calls and refuse versions they do not know.
 uint32_t dirsync_abi_version(void);
 
 // The last error on the calling thread as UTF-8 JSON `{"code","message","details"}`

@@ -7,7 +7,8 @@
 use super::*;
 use std::ffi::{c_char, c_void};
 
-/// The ABI version this library implements (`DIRSYNC_ABI_VERSION`); check it before other calls.
+/// The ABI (and JSON schema) version this library implements, currently 1; callers check it
+/// before other calls and refuse versions they do not know.
 #[unsafe(no_mangle)]
 pub extern "C" fn dirsync_abi_version() -> u32 {
     DIRSYNC_ABI_VERSION
