@@ -702,6 +702,23 @@ fn soft_delete_then_re_add_restores_the_same_object() {
     assert!(t.deleted.is_empty());
     assert_eq!(t.objects[&id].props["jobTitle"], json!("Back"));
     assert_eq!(e.users().len(), 1);
+
+    // The same through the anchor snapshot of a large export step.
+    let mut conn = e.connector_with(json!({"lookup_snapshot_threshold": 1}));
+    let del = ExportRequest {
+        id: 4,
+        object_type: "user".into(),
+        anchor: Some(id.clone()),
+        dn: Dn::parse(&format!("CN={id},OU=Users")).expect("dn"),
+        operation: ExportOperation::Delete,
+    };
+    all_ok(&conn.export(&[del]).expect("delete"));
+    let res = conn
+        .export(&[add_user(5, "r@contoso.com", "ra1")])
+        .expect("re-add");
+    assert_eq!(anchor_of(&res, 5), id, "restored through the snapshot");
+    assert!(h.tenant().deleted.is_empty());
+    assert_eq!(e.users().len(), 1);
 }
 
 #[test]
@@ -722,7 +739,8 @@ fn dropped_connections_and_lost_results_never_duplicate() {
     h.set_faults(FaultConfig::default());
     assert_eq!(e.users().len(), 60, "no duplicates");
     // The engine never recorded those results (crash): it runs the same adds again.
-    let mut fresh = e.connector();
+    // The rerun reads the tenant's anchors once (snapshot) instead of looking them up.
+    let mut fresh = e.connector_with(json!({"lookup_snapshot_threshold": 1}));
     let res2 = fresh.export(&reqs).expect("rerun");
     for i in 0..60 {
         assert_eq!(anchor_of(&res2, i), anchor_of(&res, i));

@@ -39,7 +39,6 @@ use crate::connectors::{
     ImportSink, Watermark,
 };
 use crate::model::{AttrType, AttributeDef, Dn, ObjectTypeDef, Rdn, Schema, Value};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -245,10 +244,8 @@ pub struct GraphConnector {
     settings: GraphSettings,
     http: Arc<http::GraphHttp>,
     rt: tokio::runtime::Runtime,
-    /// DNs the engine used for objects this connector created (placeholders) -> kind and id.
-    created: HashMap<String, (Kind, String)>,
-    /// Whether the anchor extension is known to exist.
-    extension_ready: bool,
+    /// What export calls of this instance share (placeholders, anchor snapshot).
+    state: export::ExportState,
 }
 
 impl GraphConnector {
@@ -265,8 +262,7 @@ impl GraphConnector {
             settings,
             http,
             rt,
-            created: HashMap::new(),
-            extension_ready: false,
+            state: export::ExportState::default(),
         })
     }
 
@@ -401,14 +397,9 @@ impl Connector for GraphConnector {
     fn export(&mut self, batch: &[ExportRequest]) -> Result<Vec<ExportResult>, ConnectorError> {
         let http = self.http.clone();
         let settings = self.settings.clone();
-        let mut created = std::mem::take(&mut self.created);
-        let mut ready = self.extension_ready;
-        let r = self.rt.block_on(async {
-            export::run(&http, &settings, &mut created, &mut ready, batch).await
-        });
-        self.created = created;
-        self.extension_ready = ready;
-        r
+        let state = &mut self.state;
+        self.rt
+            .block_on(async { export::run(&http, &settings, state, batch).await })
     }
 }
 

@@ -91,6 +91,10 @@ pub struct GraphSettings {
     /// Longest single wait (backoff or Retry-After) in milliseconds.
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
+    /// An export step whose first call creates at least this many objects reads every anchor
+    /// of the tenant once (paged) instead of looking anchors up 15 at a time.
+    #[serde(default = "default_snapshot_threshold")]
+    pub lookup_snapshot_threshold: usize,
     /// How many 429 answers one request may receive before the export reports it as transient.
     #[serde(default = "default_throttle_retries")]
     pub max_throttle_retries: u32,
@@ -170,6 +174,9 @@ fn default_backoff_ms() -> u64 {
 }
 fn default_max_wait_ms() -> u64 {
     120_000
+}
+fn default_snapshot_threshold() -> usize {
+    200
 }
 fn default_throttle_retries() -> u32 {
     50
