@@ -725,7 +725,8 @@ fn soft_delete_then_re_add_restores_the_same_object() {
 fn dropped_connections_and_lost_results_never_duplicate() {
     let e = Env::default();
     let h = e.h();
-    let mut conn = e.connector_with(json!({"batch_size": 10, "concurrency": 1}));
+    let mut conn =
+        e.connector_with(json!({"batch_size": 10, "concurrency": 1, "max_wait_ms": 100}));
     h.set_faults(FaultConfig {
         drop_every_nth: Some(3),
         fail_every_nth: Some(7),
