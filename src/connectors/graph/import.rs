@@ -19,6 +19,7 @@ use crate::model::{Object, Value};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use std::collections::HashMap;
 
 /// The delta watermark: one deltaLink per collection.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -252,6 +253,9 @@ pub async fn delta(
     })?;
     let mut out = DeltaState::default();
     let mut count = 0u64;
+    // An object can appear more than once in one delta round (large member lists come in
+    // several pages): later entries merge onto what earlier ones produced.
+    let mut merged: HashMap<String, Object> = HashMap::new();
     for kind in [Kind::User, Kind::Group] {
         if !enabled(s, kind) {
             continue;
@@ -268,7 +272,17 @@ pub async fn delta(
         };
         let new_link = pages(http, link, |v| {
             count += 1;
-            if let Some(change) = merge(s, kind, v, cs) {
+            if let Some(change) = merge(s, kind, v, cs, &merged) {
+                match &change {
+                    ImportChange::Upsert(o) => {
+                        if let Some(a) = &o.anchor {
+                            merged.insert(a.clone(), o.clone());
+                        }
+                    }
+                    ImportChange::Delete { anchor } => {
+                        merged.remove(anchor);
+                    }
+                }
                 sink.push(change)?;
             }
             Ok(())
@@ -295,6 +309,7 @@ fn merge(
     kind: Kind,
     v: &Json,
     cs: &dyn ConnectorSpaceView,
+    merged: &HashMap<String, Object>,
 ) -> Option<ImportChange> {
     let id = v["id"].as_str()?;
     if v.get("@removed").is_some() {
@@ -302,8 +317,10 @@ fn merge(
             anchor: id.to_string(),
         });
     }
-    let mut o = cs
-        .by_anchor(id)
+    let mut o = merged
+        .get(id)
+        .cloned()
+        .or_else(|| cs.by_anchor(id))
         .filter(|o| o.object_type == kind.object_type())
         .unwrap_or_else(|| {
             Object::new(
@@ -340,4 +357,52 @@ fn merge(
         o.set("member", cur);
     }
     Some(ImportChange::Upsert(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Dn;
+
+    struct Empty;
+    impl ConnectorSpaceView for Empty {
+        fn by_anchor(&self, _: &str) -> Option<Object> {
+            None
+        }
+        fn by_dn(&self, _: &Dn) -> Option<Object> {
+            None
+        }
+        fn descendants(&self, _: &Dn) -> Vec<Object> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn repeated_delta_entries_accumulate_members() {
+        let s: GraphSettings = serde_json::from_value(serde_json::json!({
+            "tenant_id": "t", "client_id": "c", "client_secret_env": "X"}))
+        .unwrap();
+        let g = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        let m1 = "1f8fad5b-d9cb-469f-a165-70867728950e";
+        let m2 = "2f8fad5b-d9cb-469f-a165-70867728950e";
+        let mut merged = HashMap::new();
+        let first = serde_json::json!({"id": g, "displayName": "G",
+            "members@delta": [{"@odata.type": "#microsoft.graph.user", "id": m1}]});
+        let Some(ImportChange::Upsert(o)) = merge(&s, Kind::Group, &first, &Empty, &merged) else {
+            panic!("upsert expected");
+        };
+        merged.insert(g.to_string(), o);
+        let second = serde_json::json!({"id": g,
+            "members@delta": [{"@odata.type": "#microsoft.graph.user", "id": m2}]});
+        let Some(ImportChange::Upsert(o)) = merge(&s, Kind::Group, &second, &Empty, &merged) else {
+            panic!("upsert expected");
+        };
+        assert_eq!(o.values("member").len(), 2);
+        assert_eq!(o.first_text("displayName").as_deref(), Some("G"));
+        let gone = serde_json::json!({"id": m1, "@removed": {"reason": "changed"}});
+        assert_eq!(
+            merge(&s, Kind::User, &gone, &Empty, &merged),
+            Some(ImportChange::Delete { anchor: m1.into() })
+        );
+    }
 }
