@@ -148,7 +148,11 @@ fn item_header(h: &Json, name: &str) -> Option<String> {
 }
 
 /// Runs chains of requests through `$batch` until each one succeeded or failed.
-async fn execute(http: &GraphHttp, s: &GraphSettings, chains: Vec<Vec<Op>>) -> Vec<ChainResult> {
+async fn execute(
+    http: &GraphHttp,
+    s: &GraphSettings,
+    chains: Vec<Vec<Op>>,
+) -> Result<Vec<ChainResult>, ConnectorError> {
     let mut st: Vec<ChainState> = chains
         .into_iter()
         .map(|ops| ChainState {
@@ -246,7 +250,7 @@ async fn execute(http: &GraphHttp, s: &GraphSettings, chains: Vec<Vec<Op>>) -> V
             });
             let answers = futures_util::future::join_all(futs).await;
             for (b, ans) in group.iter().zip(answers) {
-                let w = apply_batch(http, s, &mut st, b, ans);
+                let w = apply_batch(http, s, &mut st, b, ans)?;
                 longest_wait = longest_wait.max(w);
             }
         }
@@ -254,12 +258,13 @@ async fn execute(http: &GraphHttp, s: &GraphSettings, chains: Vec<Vec<Op>>) -> V
             tokio::time::sleep(longest_wait).await;
         }
     }
-    st.into_iter()
+    Ok(st
+        .into_iter()
         .map(|c| {
             c.done
                 .unwrap_or_else(|| Err((ExportErrorKind::Other, "not executed".into())))
         })
-        .collect()
+        .collect())
 }
 
 /// Applies the answer of one `$batch` call; returns how long to wait before the next round.
@@ -269,7 +274,7 @@ fn apply_batch(
     st: &mut [ChainState],
     b: &[(usize, usize)],
     ans: Result<Answer, SendError>,
-) -> Duration {
+) -> Result<Duration, ConnectorError> {
     let chains: Vec<usize> = {
         let mut v: Vec<usize> = b.iter().map(|&(ci, _)| ci).collect();
         v.dedup();
@@ -293,28 +298,22 @@ fn apply_batch(
             tracing::warn!(message = %m, "graph: $batch answer lost; repeating it");
             whole_failure(st, ExportErrorKind::Transient, m, true);
             let f = chains.iter().map(|&ci| st[ci].failures).max().unwrap_or(1);
-            return http.backoff(f);
+            return Ok(http.backoff(f));
         }
-        Err(SendError::Fatal(e)) => {
-            whole_failure(st, ExportErrorKind::Other, e.to_string(), false);
-            for &ci in &chains {
-                st[ci].done = Some(Err((ExportErrorKind::AccessDenied, e.to_string())));
-            }
-            return Duration::ZERO;
-        }
+        Err(SendError::Fatal(e)) => return Err(e),
     };
     if a.status == 429 {
         http.throttled
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let wait = http.cap_wait(a.retry_after.unwrap_or_else(|| http.backoff(1)));
         http.pacer.pause(wait);
-        return wait;
+        return Ok(wait);
     }
     if a.status >= 500 || !a.body["responses"].is_array() {
         let (_, msg) = classify(&a);
         whole_failure(st, ExportErrorKind::Transient, msg, true);
         let f = chains.iter().map(|&ci| st[ci].failures).max().unwrap_or(1);
-        return http.backoff(f);
+        return Ok(http.backoff(f));
     }
     let mut by_id: HashMap<String, &Json> = HashMap::new();
     if let Some(rs) = a.body["responses"].as_array() {
@@ -403,7 +402,7 @@ fn apply_batch(
     if !wait.is_zero() {
         http.pacer.pause(wait);
     }
-    wait
+    Ok(wait)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -704,7 +703,10 @@ async fn ensure_extension(http: &GraphHttp, s: &GraphSettings) -> Result<(), Con
             Some(&body),
         )
         .await?;
-    if !(200..300).contains(&a.status) && a.status != 409 {
+    // A repeated POST (answer lost) finds the extension there already.
+    let exists_now = a.status == 409
+        || (a.status == 400 && a.error().1.to_ascii_lowercase().contains("already"));
+    if !(200..300).contains(&a.status) && !exists_now {
         return Err(super::http::answer_error(&a));
     }
     tracing::info!(extension = %full, "graph: registered the anchor extension");
@@ -1166,7 +1168,7 @@ pub async fn run(
         chain_of.push((i, chains.len()));
         chains.push(ops);
     }
-    let results = execute(http, s, chains).await;
+    let results = execute(http, s, chains).await?;
     for (i, ci) in chain_of {
         let j = &mut jobs[i];
         match &results[ci] {
@@ -1304,7 +1306,7 @@ pub async fn run(
             chains.push(ops);
         }
     }
-    let results = execute(http, s, chains).await;
+    let results = execute(http, s, chains).await?;
     for (i, ci) in chain_of {
         if let Err((kind, msg)) = &results[ci] {
             jobs[i].outcome = Some(failed(*kind, format!("references: {msg}")));
