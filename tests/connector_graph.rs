@@ -1005,6 +1005,27 @@ fn tenant_view(h: &EmulatorHandle) -> TenantView {
 
 #[test]
 fn engine_cycles_from_ldif_into_graph() {
+    engine_e2e(E2E_RULES);
+}
+
+/// Outbound DNs that never become the Graph DNs: renames are accepted (the DN extension keeps
+/// the engine's name), and references by those DNs resolve in later sessions.
+#[test]
+fn engine_cycles_with_placeholder_dns() {
+    let rules = E2E_RULES
+        .replace(
+            r#"'IIF(IsPresent([cloudId]), "CN=" & [cloudId] & ",OU=Users", "CN=" & [uid] & ",OU=New")'"#,
+            r#"'"CN=" & [uid] & ",OU=New"'"#,
+        )
+        .replace(
+            r#"'IIF(IsPresent([cloudId]), "CN=" & [cloudId] & ",OU=Groups", "CN=" & [cn] & ",OU=New")'"#,
+            r#"'"CN=" & [cn] & ",OU=New"'"#,
+        );
+    assert_ne!(rules, E2E_RULES);
+    engine_e2e(&rules);
+}
+
+fn engine_e2e(rules: &str) {
     use dirsync::config::Config;
     use dirsync::engine::{CyclePolicy, Engine, RunOptions};
     let e = Env::default();
@@ -1031,7 +1052,7 @@ client_secret_file = "secret.txt"
 authority = "{}"
 graph_url = "{}"
 backoff_ms = 5
-{E2E_RULES}"#,
+{rules}"#,
         e.h().base_url(),
         e.h().graph_url()
     );

@@ -501,6 +501,16 @@ fn derived_anchor(dn: &Dn) -> String {
     format!("dn{hex}")
 }
 
+/// The value kept in the DN extension: a hash of the DN the engine uses for the object, so a
+/// reference by that DN resolves in any later session.
+pub fn dn_key(dn: &Dn) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, dn.normalized().as_bytes());
+    d.as_ref()[..20]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn valid_immutable_id(v: &str) -> bool {
     !v.is_empty() && v.len() < 60 && !v.contains('$') && !v.contains('_')
 }
@@ -511,6 +521,7 @@ fn create_body(
     kind: Kind,
     attrs: &Attributes,
     anchor: &str,
+    dn: &Dn,
 ) -> Map<String, Json> {
     let mut b = Map::new();
     for (name, vals) in attrs {
@@ -524,6 +535,7 @@ fn create_body(
         b.insert(p.clone(), json_of(&p, vals));
     }
     b.insert(s.anchor_extension(), Json::String(anchor.to_string()));
+    b.insert(s.dn_extension(), Json::String(dn_key(dn)));
     match kind {
         Kind::User => {
             let upn = b
@@ -578,6 +590,7 @@ fn match_body(
     kind: Kind,
     attrs: &Attributes,
     anchor: &str,
+    dn: &Dn,
 ) -> Map<String, Json> {
     let mut b = Map::new();
     for (name, vals) in attrs {
@@ -588,6 +601,7 @@ fn match_body(
         b.insert(p.clone(), json_of(&p, vals));
     }
     b.insert(s.anchor_extension(), Json::String(anchor.to_string()));
+    b.insert(s.dn_extension(), Json::String(dn_key(dn)));
     b
 }
 
@@ -682,19 +696,32 @@ async fn ensure_extension(http: &GraphHttp, s: &GraphSettings) -> Result<(), Con
         );
         return Ok(());
     };
-    let full = s.anchor_extension();
     let list = http
         .get_json(&format!("/applications/{app_id}/extensionProperties"))
         .await?;
-    let exists = list["value"].as_array().into_iter().flatten().any(|e| {
-        e["name"]
-            .as_str()
-            .is_some_and(|n| n.eq_ignore_ascii_case(&full))
-    });
-    if exists {
-        return Ok(());
+    for (full, short) in [
+        (s.anchor_extension(), s.anchor_short_name()),
+        (s.dn_extension(), s.dn_short_name()),
+    ] {
+        let exists = list["value"].as_array().into_iter().flatten().any(|e| {
+            e["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&full))
+        });
+        if !exists {
+            register_extension(http, &app_id.to_string(), &full, &short).await?;
+        }
     }
-    let body = json!({"name": s.anchor_short_name(), "dataType": "String",
+    Ok(())
+}
+
+async fn register_extension(
+    http: &GraphHttp,
+    app_id: &str,
+    full: &str,
+    short: &str,
+) -> Result<(), ConnectorError> {
+    let body = json!({"name": short, "dataType": "String",
         "targetObjects": ["User", "Group"]});
     let a = http
         .send(
@@ -709,7 +736,7 @@ async fn ensure_extension(http: &GraphHttp, s: &GraphSettings) -> Result<(), Con
     if !(200..300).contains(&a.status) && !exists_now {
         return Err(super::http::answer_error(&a));
     }
-    tracing::info!(extension = %full, "graph: registered the anchor extension");
+    tracing::info!(extension = %full, "graph: registered a directory extension");
     Ok(())
 }
 
@@ -840,6 +867,56 @@ pub async fn run(
         *extension_ready = true;
     }
 
+    // References by DNs this session has not seen: find them by the DN extension.
+    let mut unknown: Vec<Dn> = Vec::new();
+    let adding: HashSet<String> = jobs
+        .iter()
+        .filter(|j| matches!(j.req.operation, ExportOperation::Add { .. }))
+        .map(|j| j.req.dn.normalized())
+        .collect();
+    for j in jobs.iter().filter(|j| j.outcome.is_none()) {
+        let vals: Vec<&Value> = match &j.req.operation {
+            ExportOperation::Add { attributes } => ["member", "manager"]
+                .iter()
+                .flat_map(|n| attributes.get(*n).into_iter().flatten())
+                .collect(),
+            ExportOperation::Update { changes, .. } => changes
+                .iter()
+                .filter(|c| matches!(c.name(), "member" | "manager"))
+                .flat_map(|c| match c {
+                    AttributeChange::Add { values, .. }
+                    | AttributeChange::Remove { values, .. }
+                    | AttributeChange::Replace { values, .. } => values.iter(),
+                })
+                .collect(),
+            ExportOperation::Delete => Vec::new(),
+        };
+        for v in vals {
+            if let Ok(dn) = Dn::parse(&v.to_text()) {
+                let n = dn.normalized();
+                if !adding.contains(&n)
+                    && !created.contains_key(&n)
+                    && parse_synthetic(&dn).is_none()
+                    && !unknown.contains(&dn)
+                {
+                    unknown.push(dn);
+                }
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        let keys: Vec<String> = unknown.iter().map(dn_key).collect();
+        let dn_ext = s.dn_extension();
+        for kind in [Kind::User, Kind::Group] {
+            let found = lookup(http, &format!("/{}", kind.collection()), &dn_ext, &keys).await?;
+            for dn in &unknown {
+                if let Some(id) = found.get(&dn_key(dn)) {
+                    created.insert(dn.normalized(), (kind, id.clone()));
+                }
+            }
+        }
+    }
+
     // ---- Phase 1: objects ----
     // Adds: find existing objects by anchor (live, then deleted), then soft match.
     let mut anchors: HashMap<usize, String> = HashMap::new();
@@ -967,7 +1044,7 @@ pub async fn run(
                 };
                 vec![Op::new("DELETE", format!("/{coll}/{id}"), None).tolerate(Tolerate::NotFound)]
             }
-            ExportOperation::Update { changes, .. } => {
+            ExportOperation::Update { changes, new_dn } => {
                 let Some(id) = j.id.clone() else {
                     j.outcome = Some(failed(
                         ExportErrorKind::ObjectNotFound,
@@ -1059,6 +1136,11 @@ pub async fn run(
                         }
                     }
                 }
+                if let Some(n) = new_dn {
+                    // Graph objects have no DN: keep the engine's name for references.
+                    body.insert(s.dn_extension(), Json::String(dn_key(n)));
+                    created.insert(n.normalized(), (j.kind, id.clone()));
+                }
                 if body.is_empty() {
                     Vec::new()
                 } else {
@@ -1090,7 +1172,9 @@ pub async fn run(
                     vec![Op::new(
                         "PATCH",
                         format!("/{coll}/{id}"),
-                        Some(Json::Object(match_body(s, j.kind, attributes, &anchor))),
+                        Some(Json::Object(match_body(
+                            s, j.kind, attributes, &anchor, &j.req.dn,
+                        ))),
                     )]
                 } else if let Some(id) = deleted.get(&(j.kind, anchor.clone())).cloned() {
                     tracing::info!(object = %j.req.dn, id = %id, "graph: restoring a soft-deleted object instead of creating it");
@@ -1108,7 +1192,9 @@ pub async fn run(
                         Op::new(
                             "PATCH",
                             format!("/{coll}/{id}"),
-                            Some(Json::Object(match_body(s, j.kind, attributes, &anchor))),
+                            Some(Json::Object(match_body(
+                                s, j.kind, attributes, &anchor, &j.req.dn,
+                            ))),
                         ),
                     ]
                 } else {
@@ -1126,7 +1212,7 @@ pub async fn run(
                         ));
                         continue;
                     }
-                    let mut body = create_body(s, j.kind, attributes, &anchor);
+                    let mut body = create_body(s, j.kind, attributes, &anchor, &j.req.dn);
                     if j.kind == Kind::Group && !members.is_empty() {
                         // Bind members that already exist in Graph; the rest go in phase 2.
                         let mut bind = Vec::new();

@@ -45,6 +45,11 @@ pub struct GraphSettings {
     /// value as the attribute name.
     #[serde(default = "default_anchor_attribute")]
     pub anchor_attribute: String,
+    /// Directory extension (short or full name) that keeps a hash of the DN the engine uses for
+    /// each managed object, so references by that DN resolve in later sessions (Graph objects
+    /// have no DN). Registered on the application with the anchor extension.
+    #[serde(default = "default_dn_attribute")]
+    pub dn_attribute: String,
     /// Also write the anchor to `onPremisesImmutableId` when creating users (when the value is
     /// acceptable to Graph: no `$` or `_`).
     #[serde(default = "yes")]
@@ -135,6 +140,9 @@ fn default_graph_url() -> String {
 }
 fn default_anchor_attribute() -> String {
     "dirsyncAnchor".to_string()
+}
+fn default_dn_attribute() -> String {
+    "dirsyncDn".to_string()
 }
 fn yes() -> bool {
     true
@@ -275,6 +283,26 @@ impl GraphSettings {
                 self.anchor_attribute
             )
         }
+    }
+
+    /// The full name of the DN extension.
+    pub fn dn_extension(&self) -> String {
+        if self.dn_attribute.starts_with("extension_") {
+            self.dn_attribute.clone()
+        } else {
+            format!(
+                "extension_{}_{}",
+                self.client_id.replace('-', ""),
+                self.dn_attribute
+            )
+        }
+    }
+
+    /// The short name of the DN extension.
+    pub fn dn_short_name(&self) -> String {
+        let full = self.dn_extension();
+        let prefix = format!("extension_{}_", self.client_id.replace('-', ""));
+        full.strip_prefix(&prefix).unwrap_or(&full).to_string()
     }
 
     /// The short extension name (the part registered on the application).
