@@ -709,7 +709,7 @@ async fn ensure_extension(http: &GraphHttp, s: &GraphSettings) -> Result<(), Con
                 .is_some_and(|n| n.eq_ignore_ascii_case(&full))
         });
         if !exists {
-            register_extension(http, &app_id.to_string(), &full, &short).await?;
+            register_extension(http, app_id, &full, &short).await?;
         }
     }
     Ok(())
