@@ -1119,3 +1119,20 @@ backoff_ms = 5
     assert_eq!(tenant_view(e.h()), (users, groups));
     assert_eq!(e.users().len(), 3);
 }
+
+#[test]
+fn unreachable_graph_is_a_connection_error() {
+    let e = Env::default();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut conn = e.connector_with(json!({
+        "graph_url": format!("http://127.0.0.1:{port}/v1.0"),
+        "max_retries": 1,
+    }));
+    match conn.full_import(&mut Vec::new()) {
+        Err(ConnectorError::Connection { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}

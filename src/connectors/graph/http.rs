@@ -432,6 +432,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pacer_follows_the_server_usage_and_pauses() {
+        let p = WritePacer::new(100, Duration::from_millis(100));
+        // The server says 90 % of its quota is used: only 10 writes of burst are left.
+        p.observe_usage(0.9);
+        let t = Instant::now();
+        p.acquire(10).await;
+        p.acquire(20).await;
+        assert!(
+            t.elapsed() >= Duration::from_millis(15),
+            "{:?}",
+            t.elapsed()
+        );
+        // A 429 pause holds every write back.
+        p.pause(Duration::from_millis(50));
+        let t = Instant::now();
+        p.acquire(1).await;
+        assert!(
+            t.elapsed() >= Duration::from_millis(45),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[tokio::test]
     async fn pacer_keeps_the_rate() {
         let p = WritePacer::new(100, Duration::from_millis(100));
         let t = Instant::now();
