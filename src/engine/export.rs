@@ -7,7 +7,7 @@ use super::{
     Engine, EngineError, Result, RunOptions, StepCounters, build_connector, crash_point, history,
 };
 use crate::connectors::{ConnectorError, ExportOperation, ExportOutcome, ExportRequest};
-use crate::model::{Attributes, Dn};
+use crate::model::{Attributes, Dn, retarget_references};
 use crate::store::{self, StoreError};
 use std::collections::HashMap;
 
@@ -201,17 +201,7 @@ fn follow_rename(c: &rusqlite::Connection, connector_id: i64, old: &Dn, new: &Dn
     for id in store::cs_referrers(c, connector_id, &old_norm)? {
         if let Some(mut o) = store::cs_get(c, id)? {
             let mut attrs = o.effective_attributes().clone();
-            for vals in attrs.values_mut() {
-                for v in vals.iter_mut() {
-                    if let crate::model::Value::Ref(r) = v
-                        && Dn::parse(r)
-                            .map(|x| x.normalized() == old_norm)
-                            .unwrap_or(false)
-                    {
-                        *r = new.to_string();
-                    }
-                }
-            }
+            retarget_references(&mut attrs, &old_norm, &new.to_string());
             o.unconfirmed = Some(attrs);
             store::cs_update(c, &o)?;
         }

@@ -9,7 +9,7 @@ use super::{
     Engine, EngineError, Result, RunOptions, RunProfile, StepCounters, build_connector, crash_point,
 };
 use crate::connectors::{ConnectorError, ConnectorSpaceView, ImportChange, ImportSink};
-use crate::model::{Dn, Object, Value};
+use crate::model::{Dn, Object, retarget_references};
 use crate::store::{self, ConnectorCounter, CsObject, StoreError};
 use rusqlite::Connection;
 use std::cell::RefCell;
@@ -170,19 +170,7 @@ fn rewrite_references(
     let new_text = new.to_string();
     for id in store::cs_referrers(conn, connector_id, &old_norm)? {
         if let Some(mut o) = store::cs_get(conn, id)? {
-            let mut touched = false;
-            for vals in o.attributes.values_mut() {
-                for v in vals.iter_mut() {
-                    if let Value::Ref(d) = v
-                        && Dn::parse(d)
-                            .map(|d| d.normalized() == old_norm)
-                            .unwrap_or(false)
-                    {
-                        *d = new_text.clone();
-                        touched = true;
-                    }
-                }
-            }
+            let touched = retarget_references(&mut o.attributes, &old_norm, &new_text);
             if touched {
                 store::cs_update(conn, &o)?;
             }

@@ -259,7 +259,7 @@ impl SyncRun<'_> {
         let scope = CsScope { conn: c, obj: o };
         let rules: &'r crate::rules::RuleSet = &self.engine.rules;
         rules
-            .inbound_owned(&name, &o.object_type)
+            .inbound(&name, &o.object_type)
             .filter(|r| evaluate_scope(&r.scope, &scope).in_scope)
             .collect()
     }
@@ -497,7 +497,7 @@ impl SyncRun<'_> {
             let mut list = contributions.remove(target).unwrap_or_default();
             list.sort_by_key(|x| x.precedence);
             let existing = mv.attributes.get(target);
-            let (values, winner) = resolve(&list, existing);
+            let (values, winner) = resolve(&list);
             let values = match values {
                 Resolved::Keep => existing.cloned().unwrap_or_default(),
                 Resolved::Set(v) => v,
@@ -652,6 +652,7 @@ impl SyncRun<'_> {
                 }
                 continue;
             }
+            let desired = self.desired(c, tid, mv, &rules, params)?;
             let mut cs = match existing {
                 Some(l) => l,
                 None => match self.outbound_join(c, tid, mv, &rules)? {
@@ -661,7 +662,6 @@ impl SyncRun<'_> {
                         else {
                             continue;
                         };
-                        let desired = self.desired(c, tid, mv, &rules, params)?;
                         let Some(dn) = desired.dn.clone() else {
                             self.errors.push((
                                 format!("mv:{}", mv.id),
@@ -711,7 +711,6 @@ impl SyncRun<'_> {
                     }
                 },
             };
-            let desired = self.desired(c, tid, mv, &rules, params)?;
             self.write_pending(c, &mut cs, &desired)?;
         }
         Ok(more)
@@ -830,7 +829,7 @@ impl SyncRun<'_> {
                 })
                 .collect();
             let once = list.iter().any(|(_, a, _)| *a);
-            let (resolved, _) = resolve(&contribs, None);
+            let (resolved, _) = resolve(&contribs);
             let value = match resolved {
                 Resolved::Keep => None,
                 Resolved::Set(v) => Some(v),
@@ -965,10 +964,7 @@ enum Resolved {
 
 /// Resolves contributions (already in precedence order) into a value.
 /// Returns the winning (rule, connector) for provenance.
-fn resolve(
-    list: &[Contribution],
-    _existing: Option<&Vec<Value>>,
-) -> (Resolved, Option<(String, String)>) {
+fn resolve(list: &[Contribution]) -> (Resolved, Option<(String, String)>) {
     let merge = list.first().map(|c| c.merge).unwrap_or_default();
     let mut ignored = false;
     match merge {

@@ -6,6 +6,6 @@ mod schema;
 mod value;
 
 pub use dn::{Ava, Dn, DnError, Rdn, escape_value as escape_dn_value};
-pub use object::{AttributeChange, Attributes, Object, diff_values};
+pub use object::{AttributeChange, Attributes, Object, diff_values, retarget_references};
 pub use schema::{AttributeDef, ObjectTypeDef, Schema};
 pub use value::{AttrType, Value, parse_datetime};

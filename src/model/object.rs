@@ -76,6 +76,23 @@ impl Object {
     }
 }
 
+/// Points reference values that name `old_norm` (a normalized DN) at `new` instead, as a
+/// directory with referential integrity does after a rename. Returns whether anything changed.
+pub fn retarget_references(attrs: &mut Attributes, old_norm: &str, new: &str) -> bool {
+    let mut touched = false;
+    for v in attrs.values_mut().flatten() {
+        if let Value::Ref(d) = v
+            && Dn::parse(d)
+                .map(|d| d.normalized() == old_norm)
+                .unwrap_or(false)
+        {
+            *d = new.to_string();
+            touched = true;
+        }
+    }
+    touched
+}
+
 /// A change to one attribute, value by value where the target supports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]

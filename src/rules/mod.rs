@@ -133,19 +133,6 @@ impl RuleSet {
     /// Inbound rules for a connector and CS object type, by precedence.
     pub fn inbound<'a>(
         &'a self,
-        connector: &'a str,
-        cs_type: &'a str,
-    ) -> impl Iterator<Item = &'a Rule> + 'a {
-        self.rules.iter().filter(move |r| {
-            r.direction == Direction::Inbound
-                && r.connector == connector
-                && r.source_type == cs_type
-        })
-    }
-
-    /// Inbound rules for a connector and CS object type (owned names), by precedence.
-    pub fn inbound_owned<'a>(
-        &'a self,
         connector: &str,
         cs_type: &str,
     ) -> impl Iterator<Item = &'a Rule> + 'a {
