@@ -1,13 +1,14 @@
 //! Sync engine benchmark on a synthetic directory.
 //!
 //! Prints one JSON line per case: name, objects, seconds, objects_per_sec, peak_rss_mb.
-//! Sizes come from `DIRSYNC_BENCH_SIZES` (comma separated, default `100000`; `1000000` for the
-//! full-size run). Each size has users, groups of 20 members, and one large group
-//! (min(250,000, users) members).
+//! Sizes come from `DIRSYNC_BENCH_SIZES` (comma separated, default `100000,250000`; `1000000`
+//! for the full-size run). Each size has users, groups of 20 members, and one large group
+//! (min(250,000, users) members): the 250,000 size is the one with a 250k-member group.
 //!
 //! Cases: full_import, full_sync, export, delta_1000 (1,000 modified users: delta import +
 //! delta sync), big_group_one_member (one member added to the large group: delta sync work, and
-//! the check that exactly one member value is exported).
+//! the check that exactly one member value is exported), big_group_remove_member (the same for
+//! a removal). `DIRSYNC_BENCH_BIG_ROUNDS=n` repeats the remove/add rounds (for profiling).
 
 use dirsync::config::Config;
 use dirsync::engine::{Engine, RunOptions, RunProfile};
@@ -223,13 +224,40 @@ fn bench(users: usize) {
     assert_eq!(attrs.len(), 1, "{attrs:?}");
     assert_eq!(attrs[0].operation, "add");
     assert_eq!(attrs[0].new.len(), 1, "exactly one member value exported");
+    run(&mut e, "tgt", RunProfile::Export);
+
+    // One member removed from the big group (and, for profiling, more add/remove rounds).
+    let rounds: usize = std::env::var("DIRSYNC_BENCH_BIG_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    for r in 0..rounds {
+        let op = if r % 2 == 0 { "delete" } else { "add" };
+        let ch = format!(
+            "version: 1\n\ndn: cn=big,ou=groups,dc=s\nchangetype: modify\n{op}: member\nmember: {}\n-\n",
+            user_dn(0)
+        );
+        std::fs::write(d.join(format!("changes/{:04}.ldif", 3 + r)), ch).expect("changes");
+        run(&mut e, "src", RunProfile::DeltaImport);
+        let (_, s) = time(|| run(&mut e, "src", RunProfile::DeltaSync));
+        if r == 0 {
+            report(&tag("big_group_remove_member_sync"), 1, s);
+            let plan = e.plan().expect("plan");
+            assert_eq!(plan.objects.len(), 1, "one pending export");
+            let attrs = &plan.objects[0].attributes;
+            assert_eq!(attrs.len(), 1, "{attrs:?}");
+            assert_eq!(attrs[0].operation, "remove");
+            assert_eq!(attrs[0].new.len(), 1, "exactly one member value removed");
+        }
+        run(&mut e, "tgt", RunProfile::Export);
+    }
 }
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing special: keep it quick there.
     let args: Vec<String> = std::env::args().collect();
     let sizes = if args.iter().any(|a| a == "--bench") {
-        std::env::var("DIRSYNC_BENCH_SIZES").unwrap_or_else(|_| "100000".into())
+        std::env::var("DIRSYNC_BENCH_SIZES").unwrap_or_else(|_| "100000,250000".into())
     } else {
         "2000".into()
     };

@@ -9,10 +9,11 @@ use super::{
     Engine, EngineError, Result, RunOptions, RunProfile, StepCounters, build_connector, crash_point,
 };
 use crate::connectors::{ConnectorError, ConnectorSpaceView, ImportChange, ImportSink};
-use crate::model::{Dn, Object, retarget_references};
+use crate::model::{Attributes, Dn, Object, Value, retarget_references};
 use crate::store::{self, ConnectorCounter, CsObject, StoreError};
 use rusqlite::Connection;
 use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -112,6 +113,23 @@ impl Applier<'_> {
                     || o.placeholder
                     || o.unconfirmed.is_some();
                 if changed {
+                    // Value-level changes since the last sync, when they tell the whole story.
+                    let delta = if !renamed
+                        && o.object_type == obj.object_type
+                        && !o.deleted
+                        && !o.placeholder
+                        && o.unconfirmed.is_none()
+                        && o.mv_id.is_some()
+                    {
+                        let before = if o.sync_pending {
+                            store::cs_delta_get(self.conn, o.id)?
+                        } else {
+                            Some(store::ObjectDelta::new())
+                        };
+                        before.and_then(|b| value_delta(b, &o.attributes, &obj.attributes))
+                    } else {
+                        None
+                    };
                     let old_dn = o.dn.clone();
                     o.anchor = Some(anchor);
                     o.dn = obj.dn;
@@ -122,6 +140,9 @@ impl Applier<'_> {
                     o.placeholder = false;
                     o.sync_pending = true;
                     store::cs_update(self.conn, &o)?;
+                    if let Some(d) = &delta {
+                        store::cs_delta_put(self.conn, o.id, d)?;
+                    }
                     if renamed {
                         counters.renames += 1;
                         rewrite_references(self.conn, self.connector_id, &old_dn, &o.dn)?;
@@ -157,6 +178,53 @@ impl Applier<'_> {
         }
         Ok(())
     }
+}
+
+/// Adds the value-level changes from `old` to `new` onto `before` (the changes since the last
+/// sync). None when they do not describe the change exactly: an attribute whose values repeat
+/// or only changed order (the whole attribute must be re-evaluated then).
+fn value_delta(
+    mut before: store::ObjectDelta,
+    old: &Attributes,
+    new: &Attributes,
+) -> Option<store::ObjectDelta> {
+    let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for name in names {
+        let o = old.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        let n = new.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        if o == n {
+            continue;
+        }
+        let os: HashSet<&Value> = o.iter().collect();
+        let ns: HashSet<&Value> = n.iter().collect();
+        if os.len() != o.len() || ns.len() != n.len() {
+            return None;
+        }
+        let added: Vec<&Value> = n.iter().filter(|v| !os.contains(v)).collect();
+        let removed: Vec<&Value> = o.iter().filter(|v| !ns.contains(v)).collect();
+        if added.is_empty() && removed.is_empty() {
+            return None;
+        }
+        let d = before.entry(name.clone()).or_default();
+        for v in removed {
+            if let Some(i) = d.added.iter().position(|x| x == v) {
+                d.added.remove(i);
+            } else {
+                d.removed.push(v.clone());
+            }
+        }
+        for v in added {
+            if let Some(i) = d.removed.iter().position(|x| x == v) {
+                d.removed.remove(i);
+            } else {
+                d.added.push(v.clone());
+            }
+        }
+        if d.added.is_empty() && d.removed.is_empty() {
+            before.remove(name);
+        }
+    }
+    Some(before)
 }
 
 /// After a rename, reference values held by other objects of the same connector space follow it.

@@ -15,6 +15,8 @@ use crate::store::{self, CsObject, LinkKind, MvObject, PendingExport, Provenance
 use rusqlite::Connection;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+mod values;
+
 const BATCH: usize = 1000;
 
 /// Scope context over a connector-space object.
@@ -207,10 +209,13 @@ impl<'e> SyncRun<'e> {
     fn link_pass(&mut self, c: &Connection, chunk: &[i64]) -> Result<()> {
         let mut affected = BTreeSet::new();
         for id in chunk {
-            if let Some(o) = store::cs_get(c, *id)?
+            if self.link_unchanged(c, *id)? {
+                continue;
+            }
+            if let Some(mut o) = store::cs_get(c, *id)?
                 && !o.deleted
             {
-                self.link_phase(c, o, &mut affected)?;
+                self.link_phase(c, &mut o, &mut affected)?;
             }
             crash_point("sync.link");
         }
@@ -221,9 +226,28 @@ impl<'e> SyncRun<'e> {
 impl SyncRun<'_> {
     fn batch(&mut self, c: &Connection, chunk: &[i64]) -> Result<()> {
         let mut affected: BTreeSet<i64> = BTreeSet::new();
+        // Metaverse objects whose only pending contributors carry value-level changes, and
+        // those touched any other way (evaluated whole).
+        let mut by_values: HashMap<i64, Vec<(CsObject, store::ObjectDelta)>> = HashMap::new();
+        let mut whole: BTreeSet<i64> = BTreeSet::new();
         for id in chunk {
-            if let Some(o) = store::cs_get(c, *id)? {
-                self.link_phase(c, o, &mut affected)?;
+            if let Some(mut o) = store::cs_get(c, *id)? {
+                let linked = o.mv_id.filter(|_| !o.deleted && !o.placeholder);
+                let delta = match linked {
+                    Some(_) => store::cs_delta_get(c, o.id)?,
+                    None => None,
+                };
+                let mut touched = BTreeSet::new();
+                self.link_phase(c, &mut o, &mut touched)?;
+                match (delta, linked) {
+                    (Some(d), Some(mv))
+                        if o.mv_id == Some(mv) && touched.len() == 1 && touched.contains(&mv) =>
+                    {
+                        by_values.entry(mv).or_default().push((o, d));
+                    }
+                    _ => whole.extend(touched.iter().copied()),
+                }
+                affected.extend(touched);
             }
             crash_point("sync.link");
         }
@@ -242,7 +266,15 @@ impl SyncRun<'_> {
             // target object): evaluate them again even when done already. Each object is
             // provisioned once, so this terminates.
             crash_point("sync.metaverse");
-            for extra in self.mv_phase(c, m)? {
+            let extras = match by_values.remove(&m) {
+                Some(items) if !whole.contains(&m) => match self.mv_phase_values(c, m, &items)? {
+                    Some(extras) => extras,
+                    None => self.mv_phase(c, m)?,
+                },
+                _ => self.mv_phase(c, m)?,
+            };
+            for extra in extras {
+                whole.insert(extra);
                 done.remove(&extra);
                 queue.push_back(extra);
             }
@@ -268,7 +300,7 @@ impl SyncRun<'_> {
     fn link_phase(
         &mut self,
         c: &Connection,
-        mut o: CsObject,
+        o: &mut CsObject,
         affected: &mut BTreeSet<i64>,
     ) -> Result<()> {
         if o.deleted {
@@ -283,7 +315,7 @@ impl SyncRun<'_> {
         if o.placeholder {
             return Ok(());
         }
-        let rules = self.in_scope_inbound(c, &o);
+        let rules = self.in_scope_inbound(c, o);
         if let Some(mv) = o.mv_id {
             // Objects provisioned by outbound rules stay linked; others need an in-scope inbound rule.
             let keep = o.link == Some(LinkKind::Provisioned) || !rules.is_empty();
@@ -299,7 +331,7 @@ impl SyncRun<'_> {
         }
         // Not linked: join, then project.
         if let Some(jr) = rules.iter().find(|r| !r.join.is_empty())
-            && let Some(mv) = self.find_inbound_join(c, &o, jr)?
+            && let Some(mv) = self.find_inbound_join(c, o, jr)?
         {
             o.mv_id = Some(mv);
             o.link = Some(if jr.link_type == LinkType::StickyJoin {
@@ -311,7 +343,7 @@ impl SyncRun<'_> {
             store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
             self.counters.joins += 1;
             affected.insert(mv);
-            self.queue_cs_referrers(c, &o, affected)?;
+            self.queue_cs_referrers(c, o, affected)?;
             return Ok(());
         }
         if let Some(pr) = rules.iter().find(|r| r.link_type == LinkType::Provision) {
@@ -330,7 +362,7 @@ impl SyncRun<'_> {
                 store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
                 self.counters.projections += 1;
                 affected.insert(mv);
-                self.queue_cs_referrers(c, &o, affected)?;
+                self.queue_cs_referrers(c, o, affected)?;
             }
         }
         Ok(())

@@ -6,7 +6,7 @@
 
 mod schema;
 
-use crate::model::{Attributes, Dn};
+use crate::model::{Attributes, Dn, Value};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -562,6 +562,9 @@ fn cs_save(c: &Connection, o: &CsObject, generation: i64) -> Result<i64> {
         generation,
     ])?;
     let id = if o.id != 0 {
+        // Any rewrite of the object invalidates recorded value-level changes; an import that
+        // records them writes them after this.
+        cs_delta_clear(c, o.id)?;
         o.id
     } else {
         c.last_insert_rowid()
@@ -588,23 +591,160 @@ pub fn cs_unseen(c: &Connection, connector_id: i64, generation: i64) -> Result<V
     Ok(ids)
 }
 
-/// Sets or clears the sync-pending flag.
+/// Sets or clears the sync-pending flag. Either way recorded value-level changes are dropped:
+/// a synchronization consumed them, or the object must be evaluated whole.
 pub fn cs_set_sync_pending(c: &Connection, id: i64, pending: bool) -> Result<()> {
     c.prepare_cached("UPDATE cs_object SET sync_pending=?2 WHERE id=?1")?
         .execute(params![id, pending as i64])?;
+    cs_delta_clear(c, id)?;
     Ok(())
 }
 
-/// Marks every object of a connector for synchronization (full sync).
+/// Marks every object of a connector for synchronization (full sync): every object is
+/// evaluated whole, so recorded value-level changes are dropped.
 pub fn cs_mark_all_pending(c: &Connection, connector_id: i64) -> Result<usize> {
+    c.execute(
+        "DELETE FROM cs_delta WHERE cs_id IN (SELECT id FROM cs_object WHERE connector_id=?1)",
+        [connector_id],
+    )?;
     Ok(c.execute(
         "UPDATE cs_object SET sync_pending=1 WHERE connector_id=?1 AND placeholder=0",
         [connector_id],
     )?)
 }
 
+/// Value-level changes of one attribute (values compared exactly).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValueDelta {
+    /// Values added.
+    pub added: Vec<Value>,
+    /// Values removed.
+    pub removed: Vec<Value>,
+}
+
+/// Value-level changes of a connector-space object since its last synchronization, by
+/// attribute. Recorded by imports for objects that were synchronized before; present only
+/// while the object waits for sync and only when these are all its changes.
+pub type ObjectDelta = BTreeMap<String, ValueDelta>;
+
+/// The recorded value-level changes of an object, if any.
+pub fn cs_delta_get(c: &Connection, cs_id: i64) -> Result<Option<ObjectDelta>> {
+    let mut st = c.prepare_cached("SELECT changes FROM cs_delta WHERE cs_id=?1")?;
+    let row: Option<String> = st.query_row([cs_id], |r| r.get(0)).optional()?;
+    row.map(|s| from_json(&s)).transpose()
+}
+
+/// Records the value-level changes of an object (replacing earlier ones).
+pub fn cs_delta_put(c: &Connection, cs_id: i64, delta: &ObjectDelta) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO cs_delta(cs_id, changes) VALUES (?1, ?2)
+         ON CONFLICT(cs_id) DO UPDATE SET changes=excluded.changes",
+    )?
+    .execute(params![cs_id, to_json(delta)?])?;
+    Ok(())
+}
+
+/// Drops the recorded value-level changes of an object.
+pub fn cs_delta_clear(c: &Connection, cs_id: i64) -> Result<()> {
+    c.prepare_cached("DELETE FROM cs_delta WHERE cs_id=?1")?
+        .execute([cs_id])?;
+    Ok(())
+}
+
+/// The link columns of a connector-space object (no attributes loaded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsLink {
+    /// Row id.
+    pub id: i64,
+    /// Connector id.
+    pub connector_id: i64,
+    /// Link kind.
+    pub link: Option<LinkKind>,
+    /// Provisioned and never seen by an import.
+    pub placeholder: bool,
+}
+
+/// Connector, type, metaverse link, deleted and placeholder flags of an object (no attributes).
+pub fn cs_head(c: &Connection, id: i64) -> Result<Option<(i64, String, Option<i64>, bool, bool)>> {
+    let mut st = c.prepare_cached(
+        "SELECT connector_id, object_type, mv_id, deleted, placeholder FROM cs_object WHERE id=?1",
+    )?;
+    Ok(st
+        .query_row([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, i64>(3)? != 0,
+                r.get::<_, i64>(4)? != 0,
+            ))
+        })
+        .optional()?)
+}
+
+/// The DN of an object as stored.
+pub fn cs_dn(c: &Connection, id: i64) -> Result<Option<String>> {
+    let mut st = c.prepare_cached("SELECT dn FROM cs_object WHERE id=?1")?;
+    Ok(st.query_row([id], |r| r.get(0)).optional()?)
+}
+
+/// Link columns of the objects joined to a metaverse object.
+pub fn cs_links_by_mv(c: &Connection, mv_id: i64) -> Result<Vec<CsLink>> {
+    let mut st = c.prepare_cached(
+        "SELECT id, connector_id, link, placeholder FROM cs_object WHERE mv_id=?1 ORDER BY id",
+    )?;
+    let rows = st
+        .query_map([mv_id], |r| {
+            Ok(CsLink {
+                id: r.get(0)?,
+                connector_id: r.get(1)?,
+                link: r.get::<_, Option<String>>(2)?.as_deref().and_then(LinkKind::parse),
+                placeholder: r.get::<_, i64>(3)? != 0,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// The metaverse links of every object (deleted ones included) with this DN.
+pub fn cs_mv_links_by_dn(c: &Connection, connector_id: i64, dn_norm: &str) -> Result<Vec<Option<i64>>> {
+    let mut st =
+        c.prepare_cached("SELECT mv_id FROM cs_object WHERE connector_id=?1 AND dn_norm=?2")?;
+    let rows = st
+        .query_map(params![connector_id, dn_norm], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<Option<i64>>>>()?;
+    Ok(rows)
+}
+
+/// The effective (target-side) values of some attributes of a connector-space object: the
+/// unconfirmed ones when an export is not confirmed yet, else the imported ones. Only the
+/// named attributes are decoded.
+pub fn cs_effective_values(
+    c: &Connection,
+    id: i64,
+    names: &[&str],
+) -> Result<Option<Attributes>> {
+    let mut st = c.prepare_cached("SELECT COALESCE(unconfirmed, attrs) FROM cs_object WHERE id=?1")?;
+    let Some(text): Option<String> = st.query_row([id], |r| r.get(0)).optional()? else {
+        return Ok(None);
+    };
+    let raw: BTreeMap<String, &serde_json::value::RawValue> = from_json_borrowed(&text)?;
+    let mut out = Attributes::new();
+    for n in names {
+        if let Some(r) = raw.get(*n) {
+            out.insert((*n).to_string(), from_json(r.get())?);
+        }
+    }
+    Ok(Some(out))
+}
+
+fn from_json_borrowed<'a, T: Deserialize<'a>>(s: &'a str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// Removes a connector-space object (and its pending export and reference rows).
 pub fn cs_delete(c: &Connection, id: i64) -> Result<()> {
+    c.execute("DELETE FROM cs_delta WHERE cs_id=?1", [id])?;
     c.execute("DELETE FROM pending_export WHERE cs_id=?1", [id])?;
     c.execute("DELETE FROM cs_ref WHERE cs_id=?1", [id])?;
     c.execute("DELETE FROM cs_object WHERE id=?1", [id])?;
@@ -712,6 +852,64 @@ pub fn mv_update(c: &Connection, o: &MvObject, indexed: &[String]) -> Result<()>
     Ok(())
 }
 
+/// Writes a metaverse object whose only changes are the given value adds/removes (per
+/// attribute, already applied to `o`), updating the join and reference indexes for those
+/// values only.
+pub fn mv_update_values(
+    c: &Connection,
+    o: &MvObject,
+    indexed: &[String],
+    changed: &BTreeMap<String, ValueDelta>,
+) -> Result<()> {
+    c.prepare_cached("UPDATE mv_object SET attrs=?2, provenance=?3, updated=?4 WHERE id=?1")?
+        .execute(params![
+            o.id,
+            to_json(&o.attributes)?,
+            to_json(&o.provenance)?,
+            now()
+        ])?;
+    for (attr, d) in changed {
+        if indexed.iter().any(|a| a == attr) {
+            let left = o.attributes.get(attr).map(Vec::as_slice).unwrap_or(&[]);
+            let mut del = c.prepare_cached(
+                "DELETE FROM mv_index WHERE attr=?1 AND value_norm=?2 AND mv_id=?3",
+            )?;
+            for v in &d.removed {
+                let key = v.to_text().to_lowercase();
+                if !left.iter().any(|x| x.to_text().to_lowercase() == key) {
+                    del.execute(params![attr, key, o.id])?;
+                }
+            }
+            let mut ins = c.prepare_cached(
+                "INSERT OR IGNORE INTO mv_index(attr, value_norm, mv_id) VALUES (?1, ?2, ?3)",
+            )?;
+            for v in &d.added {
+                ins.execute(params![attr, v.to_text().to_lowercase(), o.id])?;
+            }
+        }
+        let mut del =
+            c.prepare_cached("DELETE FROM mv_ref WHERE mv_id=?1 AND target_mv_id=?2")?;
+        for v in &d.removed {
+            if let Value::Ref(t) = v
+                && let Ok(t) = t.parse::<i64>()
+                && !o.attributes.values().flatten().any(|x| x == v)
+            {
+                del.execute(params![o.id, t])?;
+            }
+        }
+        let mut ins =
+            c.prepare_cached("INSERT OR IGNORE INTO mv_ref(mv_id, target_mv_id) VALUES (?1, ?2)")?;
+        for v in &d.added {
+            if let Value::Ref(t) = v
+                && let Ok(t) = t.parse::<i64>()
+            {
+                ins.execute(params![o.id, t])?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Metaverse objects whose indexed attribute equals the value (case-insensitive).
 pub fn mv_find(c: &Connection, attr: &str, value: &str) -> Result<Vec<i64>> {
     let mut st = c.prepare_cached("SELECT mv_id FROM mv_index WHERE attr=?1 AND value_norm=?2")?;
@@ -770,6 +968,41 @@ pub fn pending_put(c: &Connection, p: &PendingExport) -> Result<()> {
         now()
     ])?;
     Ok(())
+}
+
+/// The pending export of a connector-space object.
+pub fn pending_get(c: &Connection, cs_id: i64) -> Result<Option<PendingExport>> {
+    let mut st = c.prepare_cached(
+        "SELECT cs_id, connector_id, op, dn, new_dn, changes, attempts, last_error FROM pending_export
+         WHERE cs_id=?1",
+    )?;
+    let row = st
+        .query_row([cs_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, Option<String>>(7)?,
+            ))
+        })
+        .optional()?;
+    let Some((cs_id, connector_id, op, dn, new_dn, changes, attempts, last_error)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(PendingExport {
+        cs_id,
+        connector_id,
+        op,
+        dn,
+        new_dn,
+        changes: from_json(&changes)?,
+        attempts,
+        last_error,
+    }))
 }
 
 /// Removes the pending export of a connector-space object.

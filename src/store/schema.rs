@@ -96,6 +96,13 @@ CREATE TABLE run_error(
 CREATE INDEX run_error_run ON run_error(run_id);
 CREATE TABLE setting(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#,
+    // 2: value-level changes of a connector-space object since its last synchronization
+    r#"
+CREATE TABLE cs_delta(
+  cs_id INTEGER PRIMARY KEY,
+  changes TEXT NOT NULL
+);
+"#,
 ];
 
 /// Applies the migrations this state has not seen yet.
