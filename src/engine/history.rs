@@ -41,6 +41,10 @@ pub struct StepCounters {
     pub mv_updates: u64,
     /// Sync: metaverse objects deleted.
     pub mv_deletes: u64,
+    /// Sync: metaverse objects updated from changed values only (large multi-valued
+    /// attributes; also counted in `mv_updates`).
+    #[serde(default)]
+    pub mv_value_updates: u64,
     /// Sync: target objects provisioned.
     pub provisions: u64,
     /// Sync: target objects deprovisioned.
@@ -76,6 +80,7 @@ impl StepCounters {
         self.mv_adds += o.mv_adds;
         self.mv_updates += o.mv_updates;
         self.mv_deletes += o.mv_deletes;
+        self.mv_value_updates += o.mv_value_updates;
         self.provisions += o.provisions;
         self.deprovisions += o.deprovisions;
         self.sync_errors += o.sync_errors;

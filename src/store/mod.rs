@@ -698,7 +698,10 @@ pub fn cs_links_by_mv(c: &Connection, mv_id: i64) -> Result<Vec<CsLink>> {
             Ok(CsLink {
                 id: r.get(0)?,
                 connector_id: r.get(1)?,
-                link: r.get::<_, Option<String>>(2)?.as_deref().and_then(LinkKind::parse),
+                link: r
+                    .get::<_, Option<String>>(2)?
+                    .as_deref()
+                    .and_then(LinkKind::parse),
                 placeholder: r.get::<_, i64>(3)? != 0,
             })
         })?
@@ -707,7 +710,11 @@ pub fn cs_links_by_mv(c: &Connection, mv_id: i64) -> Result<Vec<CsLink>> {
 }
 
 /// The metaverse links of every object (deleted ones included) with this DN.
-pub fn cs_mv_links_by_dn(c: &Connection, connector_id: i64, dn_norm: &str) -> Result<Vec<Option<i64>>> {
+pub fn cs_mv_links_by_dn(
+    c: &Connection,
+    connector_id: i64,
+    dn_norm: &str,
+) -> Result<Vec<Option<i64>>> {
     let mut st =
         c.prepare_cached("SELECT mv_id FROM cs_object WHERE connector_id=?1 AND dn_norm=?2")?;
     let rows = st
@@ -719,12 +726,9 @@ pub fn cs_mv_links_by_dn(c: &Connection, connector_id: i64, dn_norm: &str) -> Re
 /// The effective (target-side) values of some attributes of a connector-space object: the
 /// unconfirmed ones when an export is not confirmed yet, else the imported ones. Only the
 /// named attributes are decoded.
-pub fn cs_effective_values(
-    c: &Connection,
-    id: i64,
-    names: &[&str],
-) -> Result<Option<Attributes>> {
-    let mut st = c.prepare_cached("SELECT COALESCE(unconfirmed, attrs) FROM cs_object WHERE id=?1")?;
+pub fn cs_effective_values(c: &Connection, id: i64, names: &[&str]) -> Result<Option<Attributes>> {
+    let mut st =
+        c.prepare_cached("SELECT COALESCE(unconfirmed, attrs) FROM cs_object WHERE id=?1")?;
     let Some(text): Option<String> = st.query_row([id], |r| r.get(0)).optional()? else {
         return Ok(None);
     };
@@ -887,8 +891,7 @@ pub fn mv_update_values(
                 ins.execute(params![attr, v.to_text().to_lowercase(), o.id])?;
             }
         }
-        let mut del =
-            c.prepare_cached("DELETE FROM mv_ref WHERE mv_id=?1 AND target_mv_id=?2")?;
+        let mut del = c.prepare_cached("DELETE FROM mv_ref WHERE mv_id=?1 AND target_mv_id=?2")?;
         for v in &d.removed {
             if let Value::Ref(t) = v
                 && let Ok(t) = t.parse::<i64>()

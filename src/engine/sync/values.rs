@@ -73,6 +73,14 @@ impl SyncRun<'_> {
         m: i64,
         items: &[(CsObject, ObjectDelta)],
     ) -> Result<Option<Vec<i64>>> {
+        let large = |o: &CsObject, delta: &ObjectDelta| {
+            delta.iter().any(|(a, d)| {
+                o.attributes.get(a).map(Vec::len).unwrap_or(0) + d.removed.len() >= MIN_VALUES
+            })
+        };
+        if !items.iter().all(|(o, d)| large(o, d)) {
+            return Ok(None);
+        }
         let links = store::cs_links_by_mv(c, m)?;
         if !links
             .iter()
@@ -130,6 +138,7 @@ impl SyncRun<'_> {
         }
         store::mv_update_values(c, &mv, &self.mv_join_attrs, &applied)?;
         self.counters.mv_updates += 1;
+        self.counters.mv_value_updates += 1;
         tracing::debug!(
             mv = m,
             attributes = applied.len(),
@@ -169,12 +178,6 @@ impl SyncRun<'_> {
             {
                 return Ok(None);
             }
-            let large = delta.iter().any(|(a, d)| {
-                o.attributes.get(a).map(Vec::len).unwrap_or(0) + d.removed.len() >= MIN_VALUES
-            });
-            if !large {
-                return Ok(None);
-            }
             let changed = |a: &str| delta.contains_key(a);
             if self
                 .engine
@@ -193,9 +196,10 @@ impl SyncRun<'_> {
                     let Some((attr, d)) = delta.iter().find(|(a, _)| reads.contains(a)) else {
                         continue;
                     };
-                    let winner = mv.provenance.get(&f.target).is_some_and(|p| {
-                        p.rule == rule.name && p.connector == cname
-                    });
+                    let winner = mv
+                        .provenance
+                        .get(&f.target)
+                        .is_some_and(|p| p.rule == rule.name && p.connector == cname);
                     if direct_source(f) != Some(attr.as_str())
                         || reads.len() != 1
                         || f.merge != MergeType::Update
