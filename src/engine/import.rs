@@ -206,6 +206,7 @@ fn value_delta(
             return None;
         }
         let d = before.entry(name.clone()).or_default();
+        d.len = n.len();
         for v in removed {
             if let Some(i) = d.added.iter().position(|x| x == v) {
                 d.added.remove(i);

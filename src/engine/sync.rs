@@ -231,12 +231,8 @@ impl SyncRun<'_> {
         let mut by_values: HashMap<i64, Vec<(CsObject, store::ObjectDelta)>> = HashMap::new();
         let mut whole: BTreeSet<i64> = BTreeSet::new();
         for id in chunk {
-            if let Some(mut o) = store::cs_get(c, *id)? {
+            if let Some((mut o, delta)) = self.load_pending(c, *id)? {
                 let linked = o.mv_id.filter(|_| !o.deleted && !o.placeholder);
-                let delta = match linked {
-                    Some(_) => store::cs_delta_get(c, o.id)?,
-                    None => None,
-                };
                 let mut touched = BTreeSet::new();
                 self.link_phase(c, &mut o, &mut touched)?;
                 match (delta, linked) {

@@ -620,6 +620,9 @@ pub struct ValueDelta {
     pub added: Vec<Value>,
     /// Values removed.
     pub removed: Vec<Value>,
+    /// Number of values after the changes.
+    #[serde(default)]
+    pub len: usize,
 }
 
 /// Value-level changes of a connector-space object since its last synchronization, by
@@ -723,23 +726,56 @@ pub fn cs_mv_links_by_dn(
     Ok(rows)
 }
 
-/// The effective (target-side) values of some attributes of a connector-space object: the
-/// unconfirmed ones when an export is not confirmed yet, else the imported ones. Only the
-/// named attributes are decoded.
-pub fn cs_effective_values(c: &Connection, id: i64, names: &[&str]) -> Result<Option<Attributes>> {
+/// The effective (target-side) values of some attributes of a connector-space object, as
+/// their stored JSON arrays: the unconfirmed ones when an export is not confirmed yet, else
+/// the imported ones. Other attributes are skipped, not decoded.
+pub fn cs_effective_raw(
+    c: &Connection,
+    id: i64,
+    names: &[&str],
+) -> Result<Option<BTreeMap<String, String>>> {
     let mut st =
         c.prepare_cached("SELECT COALESCE(unconfirmed, attrs) FROM cs_object WHERE id=?1")?;
     let Some(text): Option<String> = st.query_row([id], |r| r.get(0)).optional()? else {
         return Ok(None);
     };
     let raw: BTreeMap<String, &serde_json::value::RawValue> = from_json_borrowed(&text)?;
-    let mut out = Attributes::new();
-    for n in names {
-        if let Some(r) = raw.get(*n) {
-            out.insert((*n).to_string(), from_json(r.get())?);
+    Ok(Some(
+        names
+            .iter()
+            .filter_map(|n| raw.get(*n).map(|r| ((*n).to_string(), r.get().to_string())))
+            .collect(),
+    ))
+}
+
+/// A connector-space object without the named attributes (in both the imported and the
+/// unconfirmed set): they are skipped, not decoded. For read-only evaluation that provably
+/// does not look at them; never write such an object back.
+pub fn cs_get_except(
+    c: &Connection,
+    id: i64,
+    skip: &std::collections::BTreeSet<String>,
+) -> Result<Option<CsObject>> {
+    let sql = format!("SELECT {CS_COLUMNS} FROM cs_object WHERE id=?1");
+    let mut st = c.prepare_cached(&sql)?;
+    let row = st.query_row([id], cs_from_row).optional()?;
+    let Some((mut o, attrs, unconfirmed)) = row else {
+        return Ok(None);
+    };
+    let partial = |text: &str| -> Result<Attributes> {
+        let raw: BTreeMap<String, &serde_json::value::RawValue> = from_json_borrowed(text)?;
+        let mut out = Attributes::new();
+        for (k, v) in raw {
+            if !skip.contains(&k) {
+                let vals: Vec<Value> = from_json(v.get())?;
+                out.insert(k, vals);
+            }
         }
-    }
-    Ok(Some(out))
+        Ok(out)
+    };
+    o.attributes = partial(&attrs)?;
+    o.unconfirmed = unconfirmed.as_deref().map(partial).transpose()?;
+    Ok(Some(o))
 }
 
 fn from_json_borrowed<'a, T: Deserialize<'a>>(s: &'a str) -> Result<T> {

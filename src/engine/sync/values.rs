@@ -18,6 +18,7 @@ use crate::model::{AttributeChange, Dn, Value};
 use crate::rules::{FlowSource, Rule, evaluate_scope};
 use crate::store::{self, CsObject, LinkKind, MvObject, ObjectDelta, PendingExport, ValueDelta};
 use rusqlite::Connection;
+use serde_json::value::RawValue;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Fewest values (after the change, plus those removed) an attribute needs before the
@@ -64,6 +65,30 @@ impl SyncRun<'_> {
             .any(|r| scope_reads(r, &changed)))
     }
 
+    /// Loads a pending object for the batch: without the attributes its recorded changes
+    /// touch when nothing that evaluates it whole can need them (they are decoded only by the
+    /// full path, which reloads). Also returns the recorded changes.
+    pub(super) fn load_pending(
+        &self,
+        c: &Connection,
+        id: i64,
+    ) -> Result<Option<(CsObject, Option<ObjectDelta>)>> {
+        let delta = match store::cs_head(c, id)? {
+            Some((_, _, Some(_), false, false)) => store::cs_delta_get(c, id)?,
+            Some(_) => None,
+            None => return Ok(None),
+        };
+        let Some(delta) = delta else {
+            return Ok(store::cs_get(c, id)?.map(|o| (o, None)));
+        };
+        let skip: BTreeSet<String> = if self.link_unchanged(c, id)? {
+            delta.keys().cloned().collect()
+        } else {
+            BTreeSet::new()
+        };
+        Ok(store::cs_get_except(c, id, &skip)?.map(|o| (o, Some(delta))))
+    }
+
     /// Value-level recompute of metaverse object `m`, whose only pending contributors are
     /// `items` (each still linked, with its recorded changes). Returns None, having written
     /// nothing, when the full path must run instead.
@@ -73,12 +98,12 @@ impl SyncRun<'_> {
         m: i64,
         items: &[(CsObject, ObjectDelta)],
     ) -> Result<Option<Vec<i64>>> {
-        let large = |o: &CsObject, delta: &ObjectDelta| {
-            delta.iter().any(|(a, d)| {
-                o.attributes.get(a).map(Vec::len).unwrap_or(0) + d.removed.len() >= MIN_VALUES
-            })
+        let large = |delta: &ObjectDelta| {
+            delta
+                .values()
+                .any(|d| d.len + d.removed.len() >= MIN_VALUES)
         };
-        if !items.iter().all(|(o, d)| large(o, d)) {
+        if !items.iter().all(|(_, d)| large(d)) {
             return Ok(None);
         }
         let links = store::cs_links_by_mv(c, m)?;
@@ -99,13 +124,17 @@ impl SyncRun<'_> {
         let now = store::now();
         let mut applied: BTreeMap<String, ValueDelta> = BTreeMap::new();
         for (target, d) in changes {
-            let mut list = mv.attributes.get(&target).cloned().unwrap_or_default();
+            let Some(list) = mv.attributes.get_mut(&target) else {
+                return Ok(None);
+            };
             let mut done = ValueDelta::default();
             for r in d.removed {
                 match list.iter().filter(|x| **x == r).count() {
                     0 => {}
                     1 => {
-                        list.retain(|x| *x != r);
+                        if let Some(i) = list.iter().position(|x| *x == r) {
+                            list.remove(i);
+                        }
                         done.removed.push(r);
                     }
                     _ => return Ok(None),
@@ -125,7 +154,6 @@ impl SyncRun<'_> {
             if done.added.is_empty() && done.removed.is_empty() {
                 continue;
             }
-            mv.attributes.insert(target.clone(), list);
             if let Some(p) = mv.provenance.get_mut(&target) {
                 p.modified = now.clone();
             }
@@ -388,7 +416,7 @@ fn fold_pending(
     per_attr: &[(String, ValueDelta)],
 ) -> Result<Option<Option<PendingExport>>> {
     let names: Vec<&str> = per_attr.iter().map(|(n, _)| n.as_str()).collect();
-    let Some(effective) = store::cs_effective_values(c, cs_id, &names)? else {
+    let Some(effective) = store::cs_effective_raw(c, cs_id, &names)? else {
         return Ok(None);
     };
     let Some(cs) = store::cs_head(c, cs_id)? else {
@@ -412,11 +440,23 @@ fn fold_pending(
         }
     };
     for (name, d) in per_attr {
-        let old = effective.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        // The target's values stay encoded: membership compares each value's JSON form (one
+        // serializer writes both, so equal values have equal text).
+        let old: Vec<&RawValue> = match effective.get(name) {
+            Some(raw) => {
+                serde_json::from_str(raw).map_err(|e| store::StoreError::Corrupt(e.to_string()))?
+            }
+            None => Vec::new(),
+        };
         // Small attributes are replaced whole by the full path.
         if old.len() <= 1 {
             return Ok(None);
         }
+        let holds = |v: &Value| -> Result<bool> {
+            let text =
+                serde_json::to_string(v).map_err(|e| store::StoreError::Corrupt(e.to_string()))?;
+            Ok(old.iter().any(|x| x.get() == text))
+        };
         let mut add: Vec<Value> = Vec::new();
         let mut remove: Vec<Value> = Vec::new();
         for ch in pending.changes.iter().filter(|ch| ch.name() == name) {
@@ -431,14 +471,14 @@ fn fold_pending(
         for v in &d.removed {
             if let Some(i) = add.iter().position(|x| x == v) {
                 add.remove(i);
-            } else if old.contains(v) && !remove.contains(v) {
+            } else if !remove.contains(v) && holds(v)? {
                 remove.push(v.clone());
             }
         }
         for v in &d.added {
             if let Some(i) = remove.iter().position(|x| x == v) {
                 remove.remove(i);
-            } else if !old.contains(v) && !add.contains(v) {
+            } else if !add.contains(v) && !holds(v)? {
                 add.push(v.clone());
             }
         }
