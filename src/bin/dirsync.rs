@@ -90,6 +90,14 @@ enum Command {
     ConfirmDeletes,
     /// Connector spaces, metaverse, pending exports and the last run.
     Status,
+    /// Check the rules: attribute names against each connector's schema (read from the
+    /// directories) and metaverse attributes against what inbound rules set. Exit code 1 when
+    /// a rule cannot work as written.
+    CheckRules {
+        /// Do not connect to the directories: check only the metaverse consistency.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Run history.
     History {
         /// How many runs.
@@ -364,6 +372,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             println!("deletes confirmed for the next export");
             Ok(())
         }
+        Command::CheckRules { offline } => check_rules(cli, *offline),
         Command::Status => {
             let e = open(cli)?;
             let st = e.status()?;
@@ -482,6 +491,45 @@ const SAMPLE_CHANGES: &[(&str, &str)] = &[(
     "changes/corp/0001-changes.ldif",
     include_str!("../../examples/sample/changes/corp/0001-changes.ldif"),
 )];
+
+fn check_rules(cli: &Cli, offline: bool) -> Result<(), CliError> {
+    let e = open(cli)?;
+    let report = e.check_rules(!offline)?;
+    if cli.json {
+        print_json(&report)?;
+    } else {
+        for (c, why) in &report.schemas_unavailable {
+            println!("connector {c}: schema not read ({why}); its rules were checked without it");
+        }
+        for f in &report.findings {
+            let place = if f.place.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", f.place)
+            };
+            println!(
+                "{:<7} rule '{}'{place}: {}",
+                format!("{:?}", f.severity).to_lowercase(),
+                f.rule,
+                f.message
+            );
+        }
+        println!(
+            "{} rules checked against {} schema(s): {} error(s), {} warning(s)",
+            e.rules.rules.len(),
+            report.schemas_checked.len(),
+            report.errors(),
+            report.findings.len() - report.errors()
+        );
+    }
+    if report.errors() > 0 {
+        return Err(CliError::Other(format!(
+            "{} rule error(s): see above",
+            report.errors()
+        )));
+    }
+    Ok(())
+}
 
 fn write_files(dir: &std::path::Path, files: &[(&str, &str)]) -> Result<(), CliError> {
     for (name, text) in files {

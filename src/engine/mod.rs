@@ -4,6 +4,7 @@
 //! metaverse -> outbound rules -> pending exports -> plan -> safety guards -> connector export,
 //! confirmed by the next import.
 
+mod check;
 mod crashpoint;
 mod export;
 mod history;
@@ -11,6 +12,7 @@ mod import;
 pub mod plan;
 mod sync;
 
+pub use check::RuleCheckReport;
 pub use crashpoint::crash_point;
 pub use history::{RunRecord, StepCounters};
 
