@@ -10,11 +10,16 @@ mod export;
 mod history;
 mod import;
 pub mod plan;
+mod preview;
 mod sync;
 
 pub use check::RuleCheckReport;
 pub use crashpoint::crash_point;
 pub use history::{RunRecord, StepCounters};
+pub use preview::{
+    ExportPreview, LinkDecision, MvAttributeChange, MvPreview, ObjectRef, ObjectSyncReport,
+    RuleEvaluation,
+};
 
 use crate::config::{Config, ConfigError};
 use crate::connectors::{Connector, ConnectorError};

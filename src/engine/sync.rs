@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 const BATCH: usize = 1000;
 
 /// Scope context over a connector-space object.
-struct CsScope<'a> {
-    conn: &'a Connection,
-    obj: &'a CsObject,
+pub(super) struct CsScope<'a> {
+    pub(super) conn: &'a Connection,
+    pub(super) obj: &'a CsObject,
 }
 
 impl ScopeContext for CsScope<'_> {
@@ -163,6 +163,33 @@ impl Engine {
             );
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Synchronizes one connector-space object in the caller's open transaction: both passes
+    /// of a sync run over just this object (the single-object sync of `preview`). Returns the
+    /// run's counters, per-object errors included.
+    pub(super) fn sync_one_in_transaction(
+        &self,
+        c: &Connection,
+        cs_id: i64,
+    ) -> Result<StepCounters> {
+        let names = store::connector_names(c)?;
+        let ids: HashMap<String, i64> = names.iter().map(|(k, v)| (v.clone(), *k)).collect();
+        let mv_join_attrs = self.rules.mv_join_attributes();
+        let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
+        run.link_pass(c, &[cs_id])?;
+        run.batch(c, &[cs_id])?;
+        let mut counters = run.counters;
+        for (obj, msg) in run.errors {
+            counters.errors.push(history::ObjectError {
+                object: obj,
+                stage: "sync".into(),
+                message: msg,
+            });
+        }
+        Ok(counters)
     }
 }
 
