@@ -12,6 +12,7 @@ mod import;
 pub mod plan;
 mod preview;
 mod sync;
+pub mod writeback;
 
 pub use check::RuleCheckReport;
 pub use crashpoint::crash_point;
@@ -20,6 +21,7 @@ pub use preview::{
     ExportPreview, LinkDecision, MvAttributeChange, MvPreview, ObjectRef, ObjectSyncReport,
     RuleEvaluation,
 };
+pub use writeback::{AdUser, PasswordResult, WritebackError};
 
 use crate::config::{Config, ConfigError};
 use crate::connectors::{Connector, ConnectorError};
@@ -77,6 +79,9 @@ pub enum EngineError {
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// Writeback or password failure.
+    #[error(transparent)]
+    Writeback(#[from] WritebackError),
 }
 
 impl From<rusqlite::Error> for EngineError {
