@@ -9,6 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// An import allocates a few dozen small buffers per directory entry (BER tags, names,
+/// values); mimalloc handles that pattern much faster than the system allocator (OpenLDAP
+/// import of 100k entries: 0.94 s -> about 0.55 s). The C ABI library keeps the host's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "dirsync", version, about = "Directory synchronization engine")]
 struct Cli {
