@@ -14,3 +14,4 @@ pub mod ffi;
 pub mod model;
 pub mod rules;
 pub mod store;
+pub mod templates;
