@@ -230,12 +230,15 @@ impl<'e> SyncRun<'e> {
         }
     }
 
-    /// Pass 1: link (join/project/disconnect) live objects; deletions wait for pass 2.
+    /// Pass 1: join or project live unlinked objects. Deletions and disconnections wait for
+    /// pass 2, which recomputes the metaverse object they leave (a disconnection here would
+    /// leave it unevaluated: its identity and target objects would outlive the source).
     fn link_pass(&mut self, c: &Connection, chunk: &[i64]) -> Result<()> {
         let mut affected = BTreeSet::new();
         for id in chunk {
             if let Some(o) = store::cs_get(c, *id)?
                 && !o.deleted
+                && o.mv_id.is_none()
             {
                 self.link_phase(c, o, &mut affected)?;
             }
