@@ -11,7 +11,8 @@
 //! - outbound flow targets should exist in the target connector's schema.
 //!
 //! A name that exists only with another case is an error; a name missing from a discovered
-//! schema is a warning (schemas read from data files can be partial).
+//! schema, or a metaverse attribute no inbound rule sets, is a warning (schemas read from data
+//! files can be partial, and rules may test attributes defensively).
 
 use super::{Rule, RuleSet};
 use crate::config::Direction;
@@ -206,17 +207,26 @@ fn check_mv_attribute(
     if IMPLICIT.contains(&attr) || set.is_some_and(|s| s.contains(attr)) {
         return;
     }
-    let variant = set.and_then(|s| case_variant(attr, s.iter()));
-    let message = match variant {
-        Some(k) => format!(
-            "no inbound rule sets metaverse attribute '{attr}' on type '{mv_type}'; attribute names are case-sensitive: did you mean '{k}'?"
-        ),
-        None => format!(
-            "no inbound rule sets metaverse attribute '{attr}' on type '{mv_type}', so it is always empty here"
-        ),
-    };
     let _ = rule;
-    finding(Severity::Error, place, attr, message);
+    match set.and_then(|s| case_variant(attr, s.iter())) {
+        Some(k) => finding(
+            Severity::Error,
+            place,
+            attr,
+            format!(
+                "no inbound rule sets metaverse attribute '{attr}' on type '{mv_type}'; attribute names are case-sensitive: did you mean '{k}'?"
+            ),
+        ),
+        // Defensive reads (`ISNULL`, `IsPresent`) of attributes nobody sets are legitimate.
+        None => finding(
+            Severity::Warning,
+            place,
+            attr,
+            format!(
+                "no inbound rule sets metaverse attribute '{attr}' on type '{mv_type}', so it is always empty here"
+            ),
+        ),
+    }
 }
 
 fn check_outbound(
@@ -393,8 +403,8 @@ source = "mail"
         let d = find("out", "displayname");
         assert_eq!(d.severity, Severity::Error);
         assert!(d.message.contains("did you mean 'displayName'"), "{d:?}");
-        // ... and `mail`, which no inbound rule sets.
-        assert_eq!(find("out", "mail").severity, Severity::Error);
+        // ... and `mail`, which no inbound rule sets (a warning: defensive reads are legitimate).
+        assert_eq!(find("out", "mail").severity, Severity::Warning);
         // The target connector has `mail`, the flow writes `Mail`.
         assert_eq!(find("out", "Mail").severity, Severity::Error);
         // Correct names produce nothing.
