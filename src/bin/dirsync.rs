@@ -15,6 +15,9 @@ use std::sync::Arc;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "cli/writeback.rs"]
+mod writeback_cli;
+
 #[derive(Parser)]
 #[command(name = "dirsync", version, about = "Directory synchronization engine")]
 struct Cli {
@@ -120,6 +123,31 @@ enum Command {
         #[command(subcommand)]
         what: MvCommand,
     },
+    /// Run the writeback flows only: import and sync the cloud connectors, export to the
+    /// Active Directory connectors (cloud groups, mS-DS-ConsistencyGuid, Exchange hybrid).
+    Writeback {
+        /// Compute the plan, export nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm deletes above the deletion threshold.
+        #[arg(long)]
+        confirm_deletes: bool,
+    },
+    /// Passwords of Active Directory users (password writeback).
+    Password {
+        #[command(subcommand)]
+        what: PasswordCommand,
+    },
+    /// Check the Active Directory connector accounts' rights (read, DirSync, writeback, password
+    /// reset); exit code 1 when a right is missing. Nothing is written.
+    TestPermissions {
+        /// Only this connector (default: every Active Directory connector).
+        #[arg(long)]
+        connector: Option<String>,
+        /// Writeback OU to check (default: the `Writeback.OU` parameter, if set).
+        #[arg(long)]
+        writeback_ou: Option<String>,
+    },
     /// Run the bundled sample end to end: initial cycle, a change set, a delta cycle.
     Quickstart {
         /// Working folder (created; an existing quickstart folder is reset).
@@ -149,6 +177,23 @@ enum CsCommand {
         /// Anchor of the object.
         #[arg(long)]
         anchor: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PasswordCommand {
+    /// Set the AD password of a user named by UPN, DN (of any connector) or metaverse id, over
+    /// LDAPS. The password is read from standard input (no echo on a terminal) or from
+    /// `--password-env`; it is never printed, logged or stored.
+    Set {
+        /// User principal name, DN or metaverse id.
+        identity: String,
+        /// The user must change the password at the next logon (pwdLastSet = 0).
+        #[arg(long)]
+        must_change: bool,
+        /// Read the password from this environment variable (for scripts).
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
     },
 }
 
@@ -303,6 +348,73 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             // Validate what was written.
             Config::load(&cli.config)?;
             println!("wrote {}", cli.config.display());
+            Ok(())
+        }
+        Command::Writeback {
+            dry_run,
+            confirm_deletes,
+        } => {
+            let mut e = open(cli)?;
+            let opts = RunOptions {
+                dry_run: *dry_run,
+                confirm_deletes: *confirm_deletes,
+                ..RunOptions::default()
+            };
+            let result = e.writeback(&opts);
+            let runs = e.history(64)?;
+            let top = runs.iter().find(|r| r.parent_id.is_none()).map(|r| r.id);
+            let mut steps: Vec<RunRecord> = runs
+                .into_iter()
+                .filter(|r| r.parent_id == top || Some(r.id) == top)
+                .collect();
+            steps.reverse();
+            print_runs(cli, &steps)?;
+            result?;
+            Ok(())
+        }
+        Command::Password {
+            what:
+                PasswordCommand::Set {
+                    identity,
+                    must_change,
+                    password_env,
+                },
+        } => {
+            let password =
+                writeback_cli::read_password(password_env.as_deref()).map_err(CliError::Other)?;
+            let mut e = open(cli)?;
+            let r = e.set_password(identity, &password, *must_change)?;
+            if cli.json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "password set for {} (connector '{}'){}",
+                    r.dn,
+                    r.connector,
+                    if r.must_change {
+                        "; the user must change it at the next logon"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+        Command::TestPermissions {
+            connector,
+            writeback_ou,
+        } => {
+            let e = open(cli)?;
+            let reports = e.test_permissions(connector.as_deref(), writeback_ou.as_deref())?;
+            let missing = if cli.json {
+                print_json(&reports)?;
+                writeback_cli::missing_rights(&reports)
+            } else {
+                writeback_cli::print_permissions(&reports)
+            };
+            if missing > 0 {
+                return Err(CliError::Other(format!("{missing} right(s) missing")));
+            }
             Ok(())
         }
         Command::Cycle {

@@ -469,3 +469,93 @@ impl Engine {
         }
     }
 }
+
+/// The permission report of one Active Directory connector's account.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorPermissions {
+    /// Connector name.
+    pub connector: String,
+    /// The writeback OU that was checked (None: writeback rights were not checked).
+    pub writeback_ou: Option<String>,
+    /// True when every right is present.
+    pub all_present: bool,
+    /// Each right, present or missing.
+    pub report: crate::connectors::ldap::permissions::PermissionReport,
+}
+
+impl Engine {
+    /// Builds the Active Directory connector `name` (relative CA and password file paths
+    /// resolve against the configuration folder).
+    pub fn ad_connector(&self, name: &str) -> Result<crate::connectors::ldap::AdConnector> {
+        use crate::connectors::ConnectorError;
+        use crate::connectors::ldap::{AdConnector, AdSettings};
+        let c = self
+            .config
+            .connector(name)
+            .ok_or_else(|| EngineError::NotFound(format!("unknown connector '{name}'")))?;
+        if c.kind != AD_KIND {
+            return Err(EngineError::NotFound(format!(
+                "connector '{name}' is of type '{}', not an Active Directory connector ('ad')",
+                c.kind
+            )));
+        }
+        let wrap = |source: ConnectorError| EngineError::Connector {
+            connector: name.to_string(),
+            source,
+        };
+        let mut s: AdSettings = serde_json::from_value(c.settings.clone())
+            .map_err(|e| wrap(ConnectorError::Config(e.to_string())))?;
+        for p in [
+            &mut s.connection.ca_file,
+            &mut s.connection.bind_password_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = self.config.base_dir.join(&*p);
+            }
+        }
+        AdConnector::new(s).map_err(wrap)
+    }
+
+    /// Checks the rights of the Active Directory connectors' accounts (all of them, or the one
+    /// named): read and DirSync on every partition and, with a writeback OU (given, or the
+    /// `Writeback.OU` parameter), creating groups there, writing `mS-DS-ConsistencyGuid`,
+    /// group membership and passwords. Nothing is written.
+    pub fn test_permissions(
+        &self,
+        connector: Option<&str>,
+        writeback_ou: Option<&str>,
+    ) -> Result<Vec<ConnectorPermissions>> {
+        let names = match connector {
+            Some(n) => vec![n.to_string()],
+            None => self.connectors_of_kind(AD_KIND),
+        };
+        if names.is_empty() {
+            return Err(EngineError::NotFound(
+                "the configuration has no Active Directory connector (type 'ad')".into(),
+            ));
+        }
+        let ou = writeback_ou
+            .map(str::to_string)
+            .or_else(|| self.config.parameters.get("Writeback.OU").cloned());
+        let mut out = Vec::new();
+        for name in names {
+            let mut ad = self.ad_connector(&name)?;
+            let report =
+                crate::connectors::ldap::permissions::test_permissions(&mut ad, ou.as_deref())
+                    .map_err(|source| EngineError::Connector {
+                        connector: name.clone(),
+                        source,
+                    })?;
+            out.push(ConnectorPermissions {
+                connector: name,
+                writeback_ou: ou.clone(),
+                all_present: report.all_present(),
+                report,
+            });
+        }
+        Ok(out)
+    }
+}
