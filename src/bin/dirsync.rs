@@ -18,6 +18,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "cli/writeback.rs"]
 mod writeback_cli;
 
+#[path = "cli/scheduler.rs"]
+mod scheduler_cli;
+
 #[derive(Parser)]
 #[command(name = "dirsync", version, about = "Directory synchronization engine")]
 struct Cli {
@@ -153,6 +156,24 @@ enum Command {
         /// Working folder (created; an existing quickstart folder is reset).
         #[arg(long, default_value = "dirsync-quickstart")]
         dir: PathBuf,
+    },
+    /// Run sync cycles every interval until SIGINT/SIGTERM (which stop after the current run
+    /// step), with a loopback status endpoint: /healthz and /metrics (Prometheus).
+    Serve {
+        /// Status endpoint address (default: `scheduler.listen`, 127.0.0.1:9464; port 0 picks one).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Allow a status endpoint on a non-loopback address.
+        #[arg(long)]
+        allow_remote: bool,
+        /// Run one cycle (unless suspended or disabled) and exit with its result.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Scheduler settings: get, set, suspend, resume, connector overrides.
+    Scheduler {
+        #[command(subcommand)]
+        what: scheduler_cli::SchedulerCommand,
     },
     /// Run the Microsoft Graph tenant emulator (an offline Entra tenant) until Ctrl+C.
     Emulator {
@@ -325,6 +346,19 @@ fn print_runs(cli: &Cli, runs: &[RunRecord]) -> Result<(), CliError> {
 fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Quickstart { dir } => quickstart(cli, dir),
+        Command::Serve {
+            listen,
+            allow_remote,
+            once,
+        } => match scheduler_cli::serve(&cli.config, cli.json, *listen, *allow_remote, *once)
+            .map_err(CliError::Other)?
+        {
+            Some(e) => Err(CliError::Engine(e)),
+            None => Ok(()),
+        },
+        Command::Scheduler { what } => {
+            scheduler_cli::scheduler(&cli.config, cli.json, what).map_err(CliError::Other)
+        }
         Command::Emulator { port, state } => {
             let mut cfg = dirsync::emulator::EmulatorConfig::on_port(*port);
             if let Some(s) = state {

@@ -202,6 +202,7 @@ pub struct Engine {
     pub rules: RuleSet,
     store: Store,
     cancel: Arc<AtomicBool>,
+    stop_after_step: Arc<AtomicBool>,
     progress: Option<ProgressFn>,
 }
 
@@ -223,6 +224,7 @@ impl Engine {
             rules,
             store,
             cancel: Arc::new(AtomicBool::new(false)),
+            stop_after_step: Arc::new(AtomicBool::new(false)),
             progress: None,
         })
     }
@@ -235,6 +237,22 @@ impl Engine {
     /// A flag that cancels the running operation when set (from any thread).
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.cancel.clone()
+    }
+
+    /// Uses `flag` as the "stop after the current step" flag: when it is set, a running cycle
+    /// lets the current run step finish and starts no further step; the cycle is recorded as
+    /// stopped (`stopped-cancelled`) with every finished step intact (graceful shutdown).
+    pub fn set_stop_after_step_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.stop_after_step = flag;
+    }
+
+    fn check_stop_after_step(&self) -> Result<()> {
+        if self.stop_after_step.load(Ordering::SeqCst) {
+            tracing::info!("stop requested: no further run step starts");
+            Err(EngineError::Cancelled)
+        } else {
+            Ok(())
+        }
     }
 
     /// Installs a progress sink.
@@ -304,6 +322,7 @@ impl Engine {
     /// Runs a cycle: every connector's import, then every sync, then every export.
     pub fn cycle(&mut self, policy: CyclePolicy, opts: &RunOptions) -> Result<Vec<RunRecord>> {
         self.check_cancel()?;
+        self.check_stop_after_step()?;
         let profile_name = match policy {
             CyclePolicy::Delta => "DeltaCycle",
             CyclePolicy::Initial => "InitialCycle",
@@ -331,6 +350,7 @@ impl Engine {
         let mut records = Vec::new();
         for n in &names {
             self.check_cancel()?;
+            self.check_stop_after_step()?;
             let full = policy == CyclePolicy::Initial || self.full_import_required(n)?;
             let p = if full {
                 RunProfile::FullImport
@@ -341,6 +361,7 @@ impl Engine {
         }
         for n in &names {
             self.check_cancel()?;
+            self.check_stop_after_step()?;
             let full = policy == CyclePolicy::Initial || self.full_sync_required(n)?;
             let p = if full {
                 RunProfile::FullSync
@@ -357,6 +378,7 @@ impl Engine {
         }
         for n in names.iter().rev() {
             self.check_cancel()?;
+            self.check_stop_after_step()?;
             records.push(self.run_profile(n, RunProfile::Export, opts, Some(cycle_id))?);
         }
         Ok(records)

@@ -6,8 +6,12 @@
 //! Settings ([`SchedulerSettings`]) live in a side file next to the state (see
 //! [`settings`] for why), so they can be changed while a cycle holds the state lock.
 
+pub mod metrics;
+pub mod runner;
 pub mod settings;
 
+pub use metrics::CycleSummary;
+pub use runner::{Health, SchedulerHandle, ServeOptions, ServeReport, serve, start};
 pub use settings::{
     ConnectorOverride, ConnectorOverridePatch, NextCyclePolicy, SchedulerPatch, SchedulerSettings,
     load_settings, settings_path, update_settings,
