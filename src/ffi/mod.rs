@@ -71,7 +71,7 @@ pub enum DirSyncStatus {
     DIRSYNC_E_NOT_FOUND = -14,
     /// The operation was cancelled (`dirsync_engine_cancel`).
     DIRSYNC_E_CANCELLED = -15,
-    /// The operation is not supported by this build (a feature not built yet).
+    /// The operation is not supported for this connector type (or by this build).
     DIRSYNC_E_NOT_SUPPORTED = -16,
     /// An internal error (a caught panic): a bug in dirsync.
     DIRSYNC_E_INTERNAL = -99,
