@@ -391,7 +391,13 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
 
     let t = std::time::Instant::now();
     let runs = eng.writeback(&run).expect("writeback");
-    println!("writeback run in {:?}: {runs:#?}", t.elapsed());
+    println!(
+        "writeback run (import+sync aad, export ad) in {:?}: {:?}",
+        t.elapsed(),
+        runs.iter()
+            .map(|r| (r.profile.as_str(), r.counters.export_adds))
+            .collect::<Vec<_>>()
+    );
     all_ok(&runs);
     assert!(
         runs.iter()
@@ -638,6 +644,62 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
     assert_eq!(report[0]["connector"], "ad");
     assert_eq!(report[0]["all_present"], true);
     assert_eq!(report[0]["writeback_ou"], wb_ou.as_str());
+
+    // A plain user's account lacks the rights: the report says which, the exit code is 1.
+    let bob_cfg = d.join("bob.toml");
+    std::fs::write(d.join("bob.pw"), pw4).expect("pw");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    assert!(text.contains(&format!("bind_dn = \"{ADMIN}\"")));
+    std::fs::write(
+        &bob_cfg,
+        text.replace(
+            &format!("bind_dn = \"{ADMIN}\""),
+            &format!("bind_dn = \"{bob_dn}\""),
+        )
+        .replace("admin.pw", "bob.pw")
+        .replace("state.db", "bob-state.db"),
+    )
+    .expect("config");
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&bob_cfg)
+        .arg("test-permissions")
+        .output()
+        .expect("cli");
+    let table = String::from_utf8_lossy(&out.stdout);
+    println!("dirsync test-permissions (plain user):\n{table}");
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(&format!("create group objects in {wb_ou}"))
+                && l.contains("MISSING")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("reset passwords") && l.contains("MISSING")),
+        "{table}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("right(s) missing"));
+
+    // Passwords need an encrypted connection: a plain ldap:// connector is refused before
+    // anything is sent.
+    let plain = d.join("plain.toml");
+    std::fs::write(
+        &plain,
+        text.replace("ldaps://127.0.0.1:636", "ldap://127.0.0.1:389"),
+    )
+    .expect("config");
+    let mut e = Engine::open(Config::load(&plain).expect("config")).expect("engine");
+    match e.set_password("wbann@corp.example.com", pw1, false) {
+        Err(err @ EngineError::Writeback(WritebackError::LdapsRequired { .. })) => {
+            assert!(err.to_string().contains("ldaps://"), "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(e);
 
     // Deleting the cloud group deletes the written-back AD group (`dirsync writeback`).
     cloud_delete_group(&cloud, &outer);
