@@ -5,6 +5,7 @@
 use dirsync::config::Config;
 use dirsync::engine::{CyclePolicy, Engine, ObjectRef, ObjectSyncReport, RunOptions, RunProfile};
 use dirsync::model::Value;
+use dirsync::store::LinkKind;
 use rusqlite::types::Value as Sql;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -166,6 +167,13 @@ employeeNumber: 3
 manager: uid=ann,ou=p,dc=s
 entryUUID: 00000000-0000-0000-0000-000000000003
 
+dn: uid=eve,ou=p,dc=s
+objectClass: inetOrgPerson
+uid: eve
+sn: Eve
+employeeNumber: 5
+entryUUID: 00000000-0000-0000-0000-000000000005
+
 dn: cn=staff,ou=g,dc=s
 objectClass: groupOfNames
 cn: staff
@@ -176,7 +184,7 @@ entryUUID: 00000000-0000-0000-0000-0000000000aa
 /// HR knows bob (joins) and dee (not in the directory yet: no metaverse object to join).
 const HR: &str = "id,title\n2,Senior Clerk\n4,Analyst\n";
 
-/// bob changes sn, dee is new, cy moves out of scope.
+/// bob changes sn, dee is new, cy moves out of scope, eve is deleted.
 const CHANGES: &str = "version: 1
 
 dn: uid=bob,ou=p,dc=s
@@ -199,6 +207,9 @@ changetype: moddn
 newrdn: uid=cy
 deleteoldrdn: 1
 newsuperior: ou=gone,dc=s
+
+dn: uid=eve,ou=p,dc=s
+changetype: delete
 ";
 
 fn engine(dir: &Path) -> Engine {
@@ -224,8 +235,13 @@ fn prepared() -> tempfile::TempDir {
         .run_profile("src", RunProfile::DeltaImport, &RunOptions::default(), None)
         .expect("delta import");
     assert_eq!(
-        (r.counters.adds, r.counters.updates, r.counters.renames),
-        (1, 1, 1),
+        (
+            r.counters.adds,
+            r.counters.updates,
+            r.counters.renames,
+            r.counters.deletes
+        ),
+        (1, 1, 1, 1),
         "{r:#?}"
     );
     dir
@@ -423,6 +439,39 @@ fn preview_reports_every_decision_and_changes_nothing() {
         ("delete", "uid=cy,dc=t")
     );
 
+    // Deleted in the source: the object leaves, its identity and target object go.
+    let r = e
+        .sync_object(
+            "src",
+            &ObjectRef::Anchor("00000000-0000-0000-0000-000000000005".into()),
+            false,
+        )
+        .expect("preview eve");
+    assert_eq!(r.link.action, "delete", "{r:#?}");
+    assert_eq!(r.link.rule.as_deref(), Some("src user in"));
+    assert_eq!(
+        r.metaverse.as_ref().map(|m| m.outcome.as_str()),
+        Some("deleted")
+    );
+    let del = r
+        .exports
+        .iter()
+        .find(|x| x.connector == "tgt")
+        .and_then(|x| x.after.as_ref())
+        .expect("delete");
+    assert_eq!(
+        (del.operation.as_str(), del.dn.as_str()),
+        ("delete", "uid=eve,dc=t")
+    );
+
+    // A target object (exported, provisioned link) has no inbound rule and stays linked.
+    let r = e
+        .sync_object("tgt", &dn("uid=ann,dc=t"), false)
+        .expect("preview target object");
+    assert_eq!(r.link.action, "stay", "{r:#?}");
+    assert_eq!(r.link.link, Some(LinkKind::Provisioned));
+    assert!(r.inbound_rules.is_empty());
+
     // Nothing to join yet and no projection rule for HR: stays a disconnector, and says why.
     let r = e
         .sync_object("hr", &ObjectRef::Anchor("4".into()), false)
@@ -477,7 +526,7 @@ fn commit_leaves_the_state_the_sync_run_leaves() {
         .filter(|o| o.sync_pending)
         .map(|o| o.dn.to_string())
         .collect();
-    assert_eq!(pending.len(), 3, "{pending:?}");
+    assert_eq!(pending.len(), 4, "{pending:?}");
     for d in &pending {
         let r = ea.sync_object("src", &dn(d), true).expect("commit");
         assert!(r.committed);
@@ -485,6 +534,13 @@ fn commit_leaves_the_state_the_sync_run_leaves() {
     }
     eb.run_profile("src", RunProfile::DeltaSync, &RunOptions::default(), None)
         .expect("delta sync");
+    // dee's target object is provisioned and not yet exported: not evaluated inbound.
+    let r = ea
+        .sync_object("tgt", &dn("uid=dee,dc=t"), false)
+        .expect("preview placeholder");
+    assert!(r.object.placeholder);
+    assert_eq!(r.link.action, "none");
+    assert!(r.link.reason.contains("provisioned"), "{}", r.link.reason);
     assert_eq!(dump(&ea, true), dump(&eb, true));
     assert_eq!(ea.plan().expect("plan a"), eb.plan().expect("plan b"));
     assert_eq!(ea.plan().expect("plan").summary.adds, 1);
@@ -517,5 +573,5 @@ fn commit_leaves_the_state_the_sync_run_leaves() {
     };
     assert_eq!(strip(&ta), strip(&tb));
     assert!(ta.contains("uid=dee,dc=t") && ta.contains("title: Analyst"));
-    assert!(!ta.contains("uid=cy,dc=t"));
+    assert!(!ta.contains("uid=cy,dc=t") && !ta.contains("uid=eve,dc=t"));
 }
