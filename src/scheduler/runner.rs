@@ -69,6 +69,8 @@ struct Shared {
     next_cycle: Option<chrono::DateTime<chrono::Utc>>,
     settings: Option<SchedulerSettings>,
     in_progress: bool,
+    /// Connector and run profile of the running step.
+    current_step: Option<String>,
     /// When the scheduler last started or became runnable (resumed / enabled).
     active_since: Option<chrono::DateTime<chrono::Utc>>,
     cycles_run: u64,
@@ -300,8 +302,12 @@ fn run_loop(
         let started = Instant::now();
         let started_utc = chrono::Utc::now();
         lock(shared).in_progress = true;
-        let outcome = run_cycle(&config, &settings, requested.is_some(), stop);
-        lock(shared).in_progress = false;
+        let outcome = run_cycle(&config, &settings, requested.is_some(), stop, shared);
+        {
+            let mut s = lock(shared);
+            s.in_progress = false;
+            s.current_step = None;
+        }
         match outcome {
             CycleOutcome::Busy => {
                 lock(shared).metrics.state_busy += 1;
@@ -412,6 +418,7 @@ fn run_cycle(
     settings: &SchedulerSettings,
     consumed_start_time: bool,
     stop: &Arc<AtomicBool>,
+    shared: &SharedRef,
 ) -> CycleOutcome {
     let t0 = Instant::now();
     let started = chrono::Utc::now();
@@ -422,6 +429,14 @@ fn run_cycle(
         Err(e) => return failed(policy, started, t0, e),
     };
     engine.set_stop_after_step_flag(stop.clone());
+    let sh = shared.clone();
+    engine.set_progress(Some(Arc::new(move |p: &crate::engine::Progress| {
+        let step = format!("{} {}", p.connector, p.profile);
+        let mut s = lock(&sh);
+        if s.current_step.as_deref() != Some(step.as_str()) {
+            s.current_step = Some(step);
+        }
+    })));
     engine.config.safety.staging_mode = settings.staging_mode;
     engine.config.history.retention_days = if settings.maintenance_enabled {
         settings.purge_run_history_days
@@ -672,6 +687,8 @@ pub struct Health {
     pub staging_mode: bool,
     /// A cycle is running.
     pub cycle_in_progress: bool,
+    /// The running step (`connector Profile`), while a cycle runs.
+    pub current_step: Option<String>,
     /// Seconds between cycles.
     pub interval_seconds: u64,
     /// Cycles this scheduler has run.
@@ -731,6 +748,7 @@ fn health_of(s: &Shared) -> (StatusCode, Health) {
             sync_cycle_enabled: enabled,
             staging_mode: staging,
             cycle_in_progress: s.in_progress,
+            current_step: s.current_step.clone(),
             interval_seconds: interval,
             cycles_run: s.cycles_run,
         },
