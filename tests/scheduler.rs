@@ -843,3 +843,32 @@ fn sigterm_stops_serve_after_the_current_step_and_the_next_run_converges() {
     let st = e.status().expect("status");
     assert!(st.connectors.iter().all(|c| c.pending_exports == 0));
 }
+
+#[test]
+fn a_broken_settings_file_fails_cycles_until_it_is_fixed() {
+    let dir = setup(2);
+    let d = dir.path();
+    let h = start(d, false);
+    let addr = h.addr;
+    wait_for("a cycle", Duration::from_secs(20), || cycles_run(addr) >= 1);
+    let file = scheduler::settings_path(&cfg(d));
+    std::fs::write(&file, "{ not json").expect("break the settings");
+    wait_for("a failed cycle", Duration::from_secs(20), || {
+        health(addr).0 == 503
+    });
+    let (_, hj) = health(addr);
+    assert_eq!(hj["status"], "failing");
+    let msg = hj["last_cycle"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(msg.contains("scheduler settings are unreadable"), "{msg}");
+    let mm = parse_metrics(&get(addr, "/metrics").1);
+    assert!(m(&mm, "dirsync_cycles_total{result=\"stopped-error\"}") >= 1.0);
+    std::fs::remove_file(&file).expect("fix");
+    wait_for("healthy again", Duration::from_secs(20), || {
+        health(addr).0 == 200
+    });
+    h.stop();
+    h.join().expect("join");
+}

@@ -41,7 +41,9 @@ pub struct ServeOptions {
     pub allow_remote: bool,
     /// Run one due cycle (unless suspended or disabled) and return.
     pub once: bool,
-    /// Stop on SIGINT / SIGTERM (Ctrl+C) after the current run step.
+    /// Stop on SIGINT / SIGTERM (Ctrl+C) after the current run step; a second signal exits
+    /// the process at once (code 130). For the CLI: a library host handles its own signals
+    /// and calls [`SchedulerHandle::stop`].
     pub handle_signals: bool,
     /// Called after every cycle.
     pub on_cycle: Option<CycleFn>,
@@ -71,6 +73,8 @@ struct Shared {
     in_progress: bool,
     /// Connector and run profile of the running step.
     current_step: Option<String>,
+    /// Start of the running cycle.
+    cycle_started: Option<chrono::DateTime<chrono::Utc>>,
     /// When the scheduler last started or became runnable (resumed / enabled).
     active_since: Option<chrono::DateTime<chrono::Utc>>,
     cycles_run: u64,
@@ -176,6 +180,11 @@ pub fn start(config_path: &Path, opts: ServeOptions) -> Result<SchedulerHandle, 
             wait_for_signal().await;
             tracing::warn!("stop requested by signal: finishing the current run step");
             flag.store(true, Ordering::SeqCst);
+            wait_for_signal().await;
+            // The state survives an interrupted step (SQLite transactions; the watermark
+            // advances only with the batch it covers), so a second signal may cut it short.
+            tracing::warn!("second signal: exiting without finishing the current run step");
+            std::process::exit(130);
         });
     }
     tracing::info!(%addr, "status endpoint listening (/healthz, /metrics)");
@@ -244,27 +253,51 @@ fn run_loop(
     // The first cycle is due at once; later ones one interval after the previous start.
     let mut next_due = chrono::Utc::now();
     let mut was_runnable = true;
+    let mut last_interval = 60;
     loop {
         if stop.load(Ordering::SeqCst) {
             report.stopped = true;
             break;
         }
-        let config = match Config::load(config_path) {
-            Ok(c) => c,
+        let (config, settings) = match load(config_path) {
+            Ok(x) => x,
             Err(e) => {
-                tracing::error!(error = %e, "configuration unreadable; retrying");
-                sleep_until(stop, Duration::from_secs(5));
+                // A broken configuration or settings file fails the cycles that are due (and
+                // /healthz with them) until it is fixed; the scheduler keeps going.
+                if chrono::Utc::now() >= next_due {
+                    tracing::error!(error = %e, "cycle not started");
+                    let now = chrono::Utc::now();
+                    let summary = CycleSummary {
+                        run_id: None,
+                        policy: cycle_name(NextCyclePolicy::Delta).into(),
+                        result: "stopped-error".into(),
+                        started: rfc3339(now),
+                        ended: rfc3339(now),
+                        duration_seconds: 0.0,
+                        message: Some(e.to_string()),
+                    };
+                    {
+                        let mut s = lock(shared);
+                        s.metrics.observe_cycle(&summary, &[]);
+                        s.cycles_run += 1;
+                        s.last_cycle = Some(summary.clone());
+                    }
+                    if let Some(f) = &opts.on_cycle {
+                        f(&summary);
+                    }
+                    report.cycles += 1;
+                    report.last_cycle = Some(summary);
+                    report.last_error = Some(e);
+                    if opts.once {
+                        break;
+                    }
+                    next_due = now + chrono::Duration::seconds(last_interval as i64);
+                }
+                sleep_until(stop, Duration::from_millis(250));
                 continue;
             }
         };
-        let settings = match settings::load_settings(&config) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "scheduler settings unreadable; retrying");
-                sleep_until(stop, Duration::from_secs(5));
-                continue;
-            }
-        };
+        last_interval = settings.interval_seconds;
         let runnable = settings.sync_cycle_enabled && !settings.suspended;
         let requested = settings
             .next_cycle_start_utc
@@ -301,12 +334,17 @@ fn run_loop(
         }
         let started = Instant::now();
         let started_utc = chrono::Utc::now();
-        lock(shared).in_progress = true;
+        {
+            let mut s = lock(shared);
+            s.in_progress = true;
+            s.cycle_started = Some(started_utc);
+        }
         let outcome = run_cycle(&config, &settings, requested.is_some(), stop, shared);
         {
             let mut s = lock(shared);
             s.in_progress = false;
             s.current_step = None;
+            s.cycle_started = None;
         }
         match outcome {
             CycleOutcome::Busy => {
@@ -364,6 +402,14 @@ fn run_loop(
     }
     report.stopped |= stop.load(Ordering::SeqCst);
     Ok(report)
+}
+
+/// The configuration and the effective scheduler settings, read afresh.
+fn load(config_path: &Path) -> Result<(Config, SchedulerSettings), EngineError> {
+    let config = Config::load(config_path)?;
+    let settings = settings::load_settings(&config)
+        .map_err(|e| EngineError::Store(StoreError::Corrupt(e.to_string())))?;
+    Ok((config, settings))
 }
 
 enum CycleOutcome {
@@ -670,7 +716,8 @@ fn pending_exports(
 /// The `/healthz` body.
 #[derive(Debug, Serialize)]
 pub struct Health {
-    /// `ok`, `failing` (last cycle stopped), `stale` (no cycle for two intervals),
+    /// `ok`, `failing` (last cycle stopped), `stale` (no cycle started or finished for two
+    /// intervals),
     /// `suspended`, `disabled` or `starting`.
     pub status: &'static str,
     /// The last cycle.
@@ -714,7 +761,7 @@ fn health_of(s: &Shared) -> (StatusCode, Health) {
         .as_ref()
         .and_then(|c| chrono::DateTime::parse_from_rfc3339(&c.ended).ok())
         .map(|t| t.with_timezone(&chrono::Utc));
-    let reference = last_end.max(s.active_since);
+    let reference = last_end.max(s.active_since).max(s.cycle_started);
     let stale = reference
         .map(|t| now - t > chrono::Duration::seconds(2 * interval as i64))
         .unwrap_or(false);
