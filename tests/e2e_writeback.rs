@@ -248,7 +248,6 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
     let ou = dc.fresh_ou("Writeback");
     let people = format!("OU=People,{ou}");
     let wb_ou = format!("OU=Cloud Groups,{ou}");
-    let preset_guid = "00112233-4455-6677-8899-aabbccddeeff";
     let preset_bytes: Vec<u8> = vec![
         0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
         0xff,
@@ -258,7 +257,7 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
     );
     for (cn, sam) in [("wb ann", "wbann"), ("wb bob", "wbbob"), ("wb cy", "wbcy")] {
         ldif.push_str(&format!(
-            "dn: CN={cn},{people}\nobjectClass: user\nsAMAccountName: {sam}\nuserPrincipalName: {sam}@corp.example.com\nuserAccountControl: 544\n\n"
+            "dn: CN={cn},{people}\nobjectClass: user\nsAMAccountName: {sam}\nuserPrincipalName: {sam}@corp.example.com\nuserAccountControl: 544\nmail: {sam}@corp.example.com\nproxyAddresses: SMTP:{sam}@corp.example.com\n\n"
         ));
     }
     // A user whose ConsistencyGuid is set already (moved from another forest): left alone.
@@ -271,7 +270,6 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
         "dn: CN=wb staff,{ou}\nobjectClass: group\nsAMAccountName: wbstaff\nmember: CN=wb ann,{people}\n\n"
     ));
     dc.add(&ldif);
-    let _ = preset_guid;
 
     let cloud = Cloud::start();
     let tmp = tempfile::tempdir().expect("tmp");
@@ -495,16 +493,42 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
     );
     assert!(!ad_cs[0].placeholder && ad_cs[0].unconfirmed.is_none());
 
-    // A membership change in the cloud flows to AD.
-    let t = h.tenant();
-    drop(t);
+    // A membership change in the cloud flows to AD, and so does the X500 address Exchange
+    // Online gives ann's mailbox (her own addresses stay).
     h.seed_member(&team, &id_of("wbcy")).expect("member");
+    let x500 = "x500:/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=wbann-1";
+    h.seed_update(
+        ObjectKind::User,
+        &id_of("wbann"),
+        json!({"proxyAddresses": ["SMTP:wbann@corp.example.com", x500]}),
+    )
+    .expect("proxy addresses");
     all_ok(&eng.writeback(&run).expect("writeback 2"));
     let tg = groups_below(&wb_ou)
         .into_iter()
         .find(|g| g.dn.eq_ignore_ascii_case(&team_dn))
         .expect("team");
     assert!(texts(&tg, "member").contains(&format!("CN=wb cy,{people}").to_lowercase()));
+    let ann = read(&format!("CN=wb ann,{people}"), &["proxyAddresses"]);
+    assert_eq!(
+        texts(&ann, "proxyAddresses"),
+        [
+            "SMTP:wbann@corp.example.com".to_lowercase(),
+            x500.to_lowercase()
+        ]
+        .into_iter()
+        .collect()
+    );
+    let bob = read(&format!("CN=wb bob,{people}"), &["proxyAddresses"]);
+    assert_eq!(
+        texts(&bob, "proxyAddresses"),
+        ["smtp:wbbob@corp.example.com".to_string()]
+            .into_iter()
+            .collect()
+    );
+    all_ok(&eng.cycle(CyclePolicy::Delta, &run).expect("delta 4"));
+    let quiet = eng.cycle(CyclePolicy::Delta, &run).expect("quiet 2");
+    assert_eq!(exported(&quiet), 0, "{quiet:#?}");
 
     // Passwords: by UPN, then by metaverse id with "must change".
     let ann_dn = format!("CN=wb ann,{people}");
