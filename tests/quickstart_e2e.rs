@@ -549,9 +549,160 @@ fn sample_domain_through_the_template_into_the_emulator() {
     let mut gone_sorted = gone.clone();
     gone_sorted.sort();
     assert_eq!(soft_deleted(&t), gone_sorted);
-    // The expectation really changed: created, renamed, disabled, membership.
+    // The expectation really changed: created, updated, renamed, disabled, membership.
     assert!(want2.users.contains_key("nina.odegard@contoso.example"));
     assert_ne!(want.users.len(), want2.users.len());
+    let changed = |prop: &str| {
+        want.users
+            .iter()
+            .filter(|(k, u)| {
+                want2
+                    .users
+                    .get(*k)
+                    .is_some_and(|u2| u2.get(prop) != u.get(prop))
+            })
+            .count()
+    };
+    assert_eq!(changed("accountEnabled"), 1, "one account disabled");
+    assert_eq!(changed("jobTitle"), 1, "one promotion");
+    assert_eq!(changed("displayName"), 1, "one rename");
+    assert_ne!(
+        want.groups["SG-Platform"]["members"],
+        want2.groups["SG-Platform"]["members"]
+    );
     let runs = cycle(&mut eng, CyclePolicy::Delta);
     assert_eq!(exported(&runs), 0, "quiet after the change set: {runs:#?}");
+}
+
+/// `dirsync quickstart` itself: it runs offline in seconds, prints the plan and the run results,
+/// and leaves the tenant (saved by the emulator) exactly as the rules and the change set say.
+#[test]
+fn quickstart_command_leaves_the_expected_tenant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let qs = dir.path().join("qs");
+    let t0 = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .arg("quickstart")
+        .arg("--dir")
+        .arg(&qs)
+        .output()
+        .expect("run dirsync");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("dirsync quickstart: {:?}", t0.elapsed());
+    for needle in [
+        "== 1. initial cycle, dry run",
+        "Pending exports: ",
+        "orgContact is read-only",
+        "== 5. delta cycle",
+        "confirming cycle exported 0 adds, 0 updates, 0 deletes",
+        "connector aad",
+    ] {
+        assert!(stdout.contains(needle), "missing '{needle}' in:\n{stdout}");
+    }
+    // The quickstart refuses to wipe a folder it did not create.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).expect("dir");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .args(["quickstart", "--dir"])
+        .arg(&other)
+        .output()
+        .expect("run dirsync");
+    assert!(!refused.status.success());
+
+    // Load the saved tenant into an emulator and compare.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let copy = dir.path().join("tenant-copy.json");
+    std::fs::copy(qs.join("tenant.json"), &copy).expect("tenant.json saved");
+    let h = rt
+        .block_on(Emulator::start(
+            EmulatorConfig::default().with_state_file(&copy),
+        ))
+        .expect("emulator");
+    let mut model = sample::domain();
+    for f in sample::change_set(&model.clone()) {
+        sample::apply(&mut model, &f.changes);
+    }
+    let t = h.tenant();
+    assert_view(&actual(&t), &expected(&model), "after dirsync quickstart");
+    assert_eq!(t.deleted.len(), 2);
+    rt.block_on(h.shutdown()).expect("shutdown");
+}
+
+/// `dirsync init --template ad-to-entra` writes a configuration that loads, with the options
+/// given and no secret in it; `dirsync init` alone keeps the LDIF/CSV sample.
+#[test]
+fn init_writes_loadable_configurations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("prod");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .args([
+            "init",
+            "--template",
+            "ad-to-entra",
+            "--domain",
+            "corp.fabrikam.com",
+            "--exclude-ou",
+            "OU=Disabled Users,DC=corp,DC=fabrikam,DC=com",
+            "--pilot-group",
+            "CN=Pilot,OU=Groups,DC=corp,DC=fabrikam,DC=com",
+            "--writeback",
+            "--dir",
+        ])
+        .arg(&d)
+        .output()
+        .expect("run dirsync");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("DIRSYNC_GRAPH_SECRET"), "{stdout}");
+    let cfg = Config::load(&d.join("dirsync.toml")).expect("loads");
+    dirsync::rules::RuleSet::compile(&cfg).expect("rules compile");
+    assert_eq!(cfg.parameters["Domain.FQDN"], "corp.fabrikam.com");
+    assert_eq!(cfg.parameters["Domain.Netbios"], "CORP");
+    let ad = cfg.connector("ad").expect("ad");
+    assert_eq!(ad.kind, "ad");
+    assert_eq!(
+        ad.settings["partitions"][0]["base"],
+        "DC=corp,DC=fabrikam,DC=com"
+    );
+    assert_eq!(
+        ad.settings["partitions"][0]["exclude"][0],
+        "OU=Disabled Users,DC=corp,DC=fabrikam,DC=com"
+    );
+    let text = std::fs::read_to_string(d.join("dirsync.toml")).expect("read");
+    assert!(text.contains("ISMEMBEROF"));
+    assert!(
+        !text.to_lowercase().contains("secret = "),
+        "no inline secret"
+    );
+    // A second init refuses to overwrite.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .args(["init", "--template", "ad-to-entra", "--dir"])
+        .arg(&d)
+        .output()
+        .expect("run dirsync");
+    assert!(!again.status.success());
+    // Without a template: the offline LDIF/CSV sample.
+    let sample = dir.path().join("sample.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .arg("--config")
+        .arg(&sample)
+        .arg("init")
+        .output()
+        .expect("run dirsync");
+    assert!(out.status.success());
+    let cfg = Config::load(&sample).expect("sample loads");
+    assert!(cfg.connector("hr").is_some());
 }

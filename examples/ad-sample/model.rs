@@ -167,7 +167,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.max(1))
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -176,11 +176,11 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
     pub fn guid(&mut self) -> [u8; 16] {
-        let a = self.next().to_le_bytes();
-        let b = self.next().to_le_bytes();
+        let a = self.next_u64().to_le_bytes();
+        let b = self.next_u64().to_le_bytes();
         let mut g = [0u8; 16];
         g[..8].copy_from_slice(&a);
         g[8..].copy_from_slice(&b);
@@ -651,6 +651,7 @@ impl Builder {
         e.dn.clone()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn group(
         &mut self,
         parent: &str,
@@ -1278,6 +1279,12 @@ fn pick(d: &Domain, ou: &str, nth: usize) -> Entry {
             e.kind == Kind::User && dn_key(&dn_parent(&e.dn)) == dn_key(&format!("{ou},{BASE}"))
         })
         .filter(|e| e.get("extensionAttribute15").is_none())
+        // Enabled accounts (so that disabling one is a change).
+        .filter(|e| {
+            e.get("userAccountControl")
+                .and_then(|u| u.parse::<i64>().ok())
+                .is_some_and(|u| u & 2 == 0)
+        })
         .nth(nth)
         .cloned()
         .expect("sample user")

@@ -21,6 +21,9 @@ mod writeback_cli;
 #[path = "cli/scheduler.rs"]
 mod scheduler_cli;
 
+#[path = "cli/quickstart.rs"]
+mod quickstart_cli;
+
 #[derive(Parser)]
 #[command(name = "dirsync", version, about = "Directory synchronization engine")]
 struct Cli {
@@ -51,6 +54,8 @@ enum PlanFormat {
 enum Template {
     /// HR CSV and an LDIF directory into an LDIF target (the offline sample).
     Sample,
+    /// Active Directory -> Microsoft Entra ID with the out-of-box rules.
+    AdToEntra,
 }
 
 #[derive(Subcommand)]
@@ -60,9 +65,15 @@ enum Command {
         /// Template to write.
         #[arg(long, value_enum, default_value = "sample")]
         template: Template,
+        /// Folder to write `dirsync.toml` in (default: the --config path).
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
+        /// Options of the ad-to-entra template.
+        #[command(flatten)]
+        ad: Box<quickstart_cli::AdTemplateArgs>,
     },
     /// Run a sync cycle (imports, syncs, exports in the documented order).
     Cycle {
@@ -345,7 +356,7 @@ fn print_runs(cli: &Cli, runs: &[RunRecord]) -> Result<(), CliError> {
 
 fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Quickstart { dir } => quickstart(cli, dir),
+        Command::Quickstart { dir } => quickstart_cli::run(cli, dir),
         Command::Serve {
             listen,
             allow_remote,
@@ -367,23 +378,12 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             dirsync::emulator::run_blocking(cfg)?;
             Ok(())
         }
-        Command::Init { template, force } => {
-            if cli.config.exists() && !force {
-                return Err(CliError::Other(format!(
-                    "{} exists; use --force to overwrite",
-                    cli.config.display()
-                )));
-            }
-            let text = match template {
-                Template::Sample => include_str!("../../examples/sample/dirsync.toml"),
-            };
-            std::fs::write(&cli.config, text)
-                .map_err(|e| CliError::Other(format!("{}: {e}", cli.config.display())))?;
-            // Validate what was written.
-            Config::load(&cli.config)?;
-            println!("wrote {}", cli.config.display());
-            Ok(())
-        }
+        Command::Init {
+            template,
+            dir,
+            force,
+            ad,
+        } => quickstart_cli::init(cli, *template, dir.as_deref(), *force, ad),
         Command::Writeback {
             dry_run,
             confirm_deletes,
@@ -628,22 +628,6 @@ fn run(cli: &Cli) -> Result<(), CliError> {
     }
 }
 
-/// The bundled sample: (relative path, content).
-const SAMPLE: &[(&str, &str)] = &[
-    (
-        "dirsync.toml",
-        include_str!("../../examples/sample/dirsync.toml"),
-    ),
-    ("corp.ldif", include_str!("../../examples/sample/corp.ldif")),
-    ("hr.csv", include_str!("../../examples/sample/hr.csv")),
-];
-
-/// The bundled change set applied before the delta cycle.
-const SAMPLE_CHANGES: &[(&str, &str)] = &[(
-    "changes/corp/0001-changes.ldif",
-    include_str!("../../examples/sample/changes/corp/0001-changes.ldif"),
-)];
-
 fn check_rules(cli: &Cli, offline: bool) -> Result<(), CliError> {
     let e = open(cli)?;
     let report = e.check_rules(!offline)?;
@@ -681,114 +665,4 @@ fn check_rules(cli: &Cli, offline: bool) -> Result<(), CliError> {
         )));
     }
     Ok(())
-}
-
-fn write_files(dir: &std::path::Path, files: &[(&str, &str)]) -> Result<(), CliError> {
-    for (name, text) in files {
-        let p = dir.join(name);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| CliError::Other(format!("{}: {e}", parent.display())))?;
-        }
-        std::fs::write(&p, text).map_err(|e| CliError::Other(format!("{}: {e}", p.display())))?;
-    }
-    Ok(())
-}
-
-fn quickstart(cli: &Cli, dir: &std::path::Path) -> Result<(), CliError> {
-    let marker = dir.join(".dirsync-quickstart");
-    if dir.exists() {
-        if !marker.exists() {
-            return Err(CliError::Other(format!(
-                "{} exists and is not a quickstart folder; choose another --dir",
-                dir.display()
-            )));
-        }
-        std::fs::remove_dir_all(dir)
-            .map_err(|e| CliError::Other(format!("{}: {e}", dir.display())))?;
-    }
-    std::fs::create_dir_all(dir.join("changes/corp"))
-        .map_err(|e| CliError::Other(format!("{}: {e}", dir.display())))?;
-    std::fs::write(&marker, "")
-        .map_err(|e| CliError::Other(format!("{}: {e}", marker.display())))?;
-    write_files(dir, SAMPLE)?;
-    let config = dir.join("dirsync.toml");
-    let sub = Cli {
-        config: config.clone(),
-        json: cli.json,
-        command: Command::Status,
-    };
-    println!("== dirsync quickstart in {}", dir.display());
-    println!("== 1. initial cycle, dry run (import and sync, no export): the plan");
-    {
-        let mut e = open(&sub)?;
-        e.cycle(
-            CyclePolicy::Initial,
-            &RunOptions {
-                dry_run: true,
-                ..RunOptions::default()
-            },
-        )?;
-        let plan = e.plan()?;
-        println!(
-            "{} adds, {} updates, {} deletes pending; first objects:",
-            plan.summary.adds, plan.summary.updates, plan.summary.deletes
-        );
-        let mut short = plan.clone();
-        short.objects.truncate(3);
-        print!("{}", short.to_table());
-    }
-    println!("== 2. initial cycle: the exports");
-    run(&Cli {
-        command: Command::Cycle {
-            initial: true,
-            dry_run: false,
-            confirm_deletes: false,
-            allow_empty_import: false,
-        },
-        ..sub_clone(&sub)
-    })?;
-    println!(
-        "== 3. change set applied (new hire, surname change, disabled account, group change); delta cycle, dry run: the plan"
-    );
-    write_files(dir, SAMPLE_CHANGES)?;
-    {
-        let mut e = open(&sub)?;
-        e.cycle(
-            CyclePolicy::Delta,
-            &RunOptions {
-                dry_run: true,
-                ..RunOptions::default()
-            },
-        )?;
-        print!("{}", e.plan()?.to_table());
-    }
-    println!("== 4. delta cycle: the exports");
-    run(&Cli {
-        command: Command::Cycle {
-            initial: false,
-            dry_run: false,
-            confirm_deletes: false,
-            allow_empty_import: false,
-        },
-        ..sub_clone(&sub)
-    })?;
-    println!(
-        "== 5. status (dirsync --config {} status)",
-        config.display()
-    );
-    run(&sub)?;
-    println!(
-        "target directory: {}",
-        dir.join("state/target.ldif").display()
-    );
-    Ok(())
-}
-
-fn sub_clone(c: &Cli) -> Cli {
-    Cli {
-        config: c.config.clone(),
-        json: c.json,
-        command: Command::Status,
-    }
 }
