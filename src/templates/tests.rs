@@ -449,3 +449,38 @@ fn pilot_group_scopes_every_ad_rule() {
     let (_, rules) = default_rules();
     assert!(evaluate_scope(&rule(&rules, USER_JOIN).scope, &other).in_scope);
 }
+
+#[test]
+fn generated_connector_settings_are_accepted_by_the_connectors() {
+    use crate::connectors::graph::GraphSettings;
+    use crate::connectors::ldap::settings::AdSettings;
+    use crate::connectors::ldif::LdifSettings;
+    let mut opts = AdToEntraOptions {
+        exclude_ous: vec!["OU=Lab,DC=contoso,DC=com".into()],
+        authority: Some("http://127.0.0.1:1".into()),
+        graph_url: Some("http://127.0.0.1:1/v1.0".into()),
+        ..AdToEntraOptions::default()
+    };
+    let (cfg, _) = compiled(&opts);
+    let ad: AdSettings = serde_json::from_value(cfg.connector("ad").expect("ad").settings.clone())
+        .unwrap_or_else(|e| panic!("ad settings: {e}"));
+    assert_eq!(ad.partitions[0].exclude, vec!["OU=Lab,DC=contoso,DC=com"]);
+    assert_eq!(
+        ad.connection.bind_password_env.as_deref(),
+        Some("DIRSYNC_AD_PASSWORD")
+    );
+    let g: GraphSettings =
+        serde_json::from_value(cfg.connector("aad").expect("aad").settings.clone())
+            .unwrap_or_else(|e| panic!("graph settings: {e}"));
+    assert_eq!(g.graph_url, "http://127.0.0.1:1/v1.0");
+    assert_eq!(g.anchor_attribute, "dirsyncAnchor");
+    opts.source = AdSource::LdifExport {
+        path: "contoso.ldif".into(),
+        changes_dir: Some("changes".into()),
+    };
+    let (cfg, _) = compiled(&opts);
+    let l: LdifSettings = serde_json::from_value(cfg.connector("ad").expect("ad").settings.clone())
+        .unwrap_or_else(|e| panic!("ldif settings: {e}"));
+    assert_eq!(l.anchor_attribute, "objectGUID");
+    assert_eq!(l.exclude, vec!["OU=Lab,DC=contoso,DC=com"]);
+}
