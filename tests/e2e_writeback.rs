@@ -785,3 +785,73 @@ fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// `dirsync password set` on a terminal prompts without echoing what is typed (a pseudo
+/// terminal stands in for the admin's terminal; no directory is needed: the password is read
+/// before the configuration is opened).
+#[test]
+fn password_prompt_on_a_terminal_does_not_echo() {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::sync::{Arc, Mutex};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors; the name, termios and winsize are optional.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .args(["password", "set", "someone@corp.example.com"])
+        .stdin(slave.try_clone().expect("dup"))
+        .stdout(slave.try_clone().expect("dup"))
+        .stderr(slave)
+        .spawn()
+        .expect("cli");
+    let mut reader = std::fs::File::from(master.try_clone().expect("dup"));
+    let mut writer = std::fs::File::from(master);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let pump = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        // EIO once the child's side is closed.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().expect("lock").extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&seen.lock().expect("lock")).into_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !text().contains("New password:") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no prompt: {}",
+            text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let secret = "Typed-Secret-42";
+    writer
+        .write_all(format!("{secret}\n").as_bytes())
+        .expect("type");
+    let status = child.wait().expect("wait");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(writer);
+    let _ = pump.join();
+    let out = text();
+    assert!(!status.success(), "the configuration is missing: {out}");
+    assert!(out.contains("missing.toml"), "{out}");
+    assert!(!out.contains(secret), "the password was echoed: {out}");
+}

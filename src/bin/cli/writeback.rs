@@ -34,7 +34,6 @@ pub fn read_password(env: Option<&str>) -> Result<String, String> {
 /// Reads one line from the terminal with echo turned off (restored afterwards).
 #[cfg(unix)]
 fn read_hidden(prompt: &str) -> std::io::Result<String> {
-    eprint!("{prompt}");
     let fd = libc::STDIN_FILENO;
     // SAFETY: termios is plain data; tcgetattr fills it for a valid descriptor.
     let mut term: libc::termios = unsafe { std::mem::zeroed() };
@@ -49,6 +48,8 @@ fn read_hidden(prompt: &str) -> std::io::Result<String> {
     if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // The prompt comes once echo is off: nothing typed after it is shown.
+    eprint!("{prompt}");
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);
     // SAFETY: restores the saved settings on the same descriptor.
