@@ -483,15 +483,27 @@ fn suspend_from_another_process_stops_cycles_and_resume_restarts_them() {
     assert!(hj["next_cycle_utc"].is_null());
     let mm = parse_metrics(&get(addr, "/metrics").1);
     assert_eq!(m(&mm, "dirsync_scheduler_suspended"), 1.0);
-    assert!(cli(&["scheduler", "get"]).contains("suspended:                true"));
+    let got = cli(&["scheduler", "get"]);
+    assert!(got.contains("suspended:                true"), "{got}");
+    assert!(got.contains("running (pid "), "{got}");
+    let v: serde_json::Value =
+        serde_json::from_str(&cli(&["scheduler", "get", "--json"])).expect("json");
+    assert_eq!(v["serve"]["endpoint"], format!("http://{addr}"));
+    assert!(v["serve"]["next_cycle_utc"].is_null(), "suspended: {v}");
 
     cli(&["scheduler", "resume"]);
     wait_for("cycles after resume", Duration::from_secs(20), || {
         cycles_run(addr) >= n + 2
     });
     assert_eq!(health(addr).1["status"], "ok");
+    assert!(scheduler::serve_status(&cfg(d)).is_some_and(|st| st.next_cycle_utc.is_some()));
     h.stop();
     h.join().expect("join");
+    assert!(
+        scheduler::serve_status(&cfg(d)).is_none(),
+        "status file removed"
+    );
+    assert!(cli(&["scheduler", "get"]).contains("not running"));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! (Prometheus text exposition format 0.0.4).
 
 use crate::engine::RunRecord;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -12,7 +12,7 @@ pub const DURATION_BUCKETS: &[f64] = &[
 ];
 
 /// The last finished cycle.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CycleSummary {
     /// Run id of the cycle in the run history (None when the cycle could not start).
     pub run_id: Option<i64>,

@@ -11,7 +11,10 @@ pub mod runner;
 pub mod settings;
 
 pub use metrics::CycleSummary;
-pub use runner::{Health, SchedulerHandle, ServeOptions, ServeReport, serve, start};
+pub use runner::{
+    Health, SchedulerHandle, ServeOptions, ServeReport, ServeStatus, serve, serve_status,
+    serve_status_path, start,
+};
 pub use settings::{
     ConnectorOverride, ConnectorOverridePatch, NextCyclePolicy, SchedulerPatch, SchedulerSettings,
     load_settings, settings_path, update_settings,

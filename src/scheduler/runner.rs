@@ -193,7 +193,9 @@ pub fn start(config_path: &Path, opts: ServeOptions) -> Result<SchedulerHandle, 
     let thread = std::thread::Builder::new()
         .name("dirsync-scheduler".into())
         .spawn(move || {
-            let r = run_loop(&path, &opts, &shared, &flag);
+            let mut status = StatusFile::new(addr);
+            let r = run_loop(&path, &opts, &shared, &flag, &mut status);
+            status.remove();
             let _ = tx.send(());
             rt.shutdown_timeout(Duration::from_secs(2));
             r
@@ -243,6 +245,7 @@ fn run_loop(
     opts: &ServeOptions,
     shared: &SharedRef,
     stop: &Arc<AtomicBool>,
+    status: &mut StatusFile,
 ) -> Result<ServeReport, SchedulerError> {
     let mut report = ServeReport {
         cycles: 0,
@@ -312,6 +315,7 @@ fn run_loop(
             }
             s.next_cycle = runnable.then_some(due);
             s.settings = Some(settings.clone());
+            status.publish(&config, &s);
         }
         was_runnable = runnable;
         if !runnable {
@@ -338,6 +342,7 @@ fn run_loop(
             let mut s = lock(shared);
             s.in_progress = true;
             s.cycle_started = Some(started_utc);
+            status.publish(&config, &s);
         }
         let outcome = run_cycle(&config, &settings, requested.is_some(), stop, shared);
         {
@@ -402,6 +407,108 @@ fn run_loop(
     }
     report.stopped |= stop.load(Ordering::SeqCst);
     Ok(report)
+}
+
+/// What a running `dirsync serve` publishes next to the state (`<state>.serve.json`) for
+/// `dirsync scheduler get` and Get-DirSyncScheduler; removed when it stops.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ServeStatus {
+    /// Process id of `dirsync serve`.
+    pub pid: u32,
+    /// Status endpoint (`http://127.0.0.1:9464`).
+    pub endpoint: String,
+    /// When the next cycle is due (none while suspended or disabled).
+    pub next_cycle_utc: Option<String>,
+    /// A cycle is running.
+    pub cycle_in_progress: bool,
+    /// The last cycle.
+    pub last_cycle: Option<CycleSummary>,
+    /// Cycles run since start.
+    pub cycles_run: u64,
+}
+
+/// The side file of a configuration's running `dirsync serve`.
+pub fn serve_status_path(config: &Config) -> std::path::PathBuf {
+    let state = config.resolve(&config.state.path);
+    std::path::PathBuf::from(format!("{}.serve.json", state.display()))
+}
+
+/// The status a running `dirsync serve` published, if one runs (a file left behind by a
+/// process that no longer exists is ignored).
+pub fn serve_status(config: &Config) -> Option<ServeStatus> {
+    let text = std::fs::read_to_string(serve_status_path(config)).ok()?;
+    let st: ServeStatus = serde_json::from_str(&text).ok()?;
+    process_alive(st.pid).then_some(st)
+}
+
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn process_alive(_pid: u32) -> bool {
+    true
+}
+
+/// Writes [`ServeStatus`] when it changes.
+struct StatusFile {
+    endpoint: String,
+    path: Option<std::path::PathBuf>,
+    last: Option<ServeStatus>,
+}
+
+impl StatusFile {
+    fn new(addr: SocketAddr) -> StatusFile {
+        StatusFile {
+            endpoint: format!("http://{addr}"),
+            path: None,
+            last: None,
+        }
+    }
+
+    fn publish(&mut self, config: &Config, s: &Shared) {
+        let st = ServeStatus {
+            pid: std::process::id(),
+            endpoint: self.endpoint.clone(),
+            next_cycle_utc: s.next_cycle.map(rfc3339),
+            cycle_in_progress: s.in_progress,
+            last_cycle: s.last_cycle.clone(),
+            cycles_run: s.cycles_run,
+        };
+        let path = serve_status_path(config);
+        if self.last.as_ref() == Some(&st) && self.path.as_ref() == Some(&path) {
+            return;
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = std::path::PathBuf::from(format!("{}.tmp", path.display()));
+        let written = serde_json::to_string_pretty(&st)
+            .map_err(std::io::Error::other)
+            .and_then(|t| std::fs::write(&tmp, t))
+            .and_then(|_| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => {
+                self.last = Some(st);
+                self.path = Some(path);
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot write the serve status")
+            }
+        }
+    }
+
+    fn remove(&self) {
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// The configuration and the effective scheduler settings, read afresh.

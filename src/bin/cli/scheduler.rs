@@ -194,11 +194,47 @@ pub fn scheduler(config_path: &Path, json: bool, cmd: &SchedulerCommand) -> Resu
         None => scheduler::load_settings(&config),
     }
     .map_err(|e| e.to_string())?;
+    let serving = scheduler::serve_status(&config);
     if json {
-        let text = serde_json::to_string_pretty(&settings).map_err(|e| e.to_string())?;
+        let mut v = serde_json::to_value(&settings).map_err(|e| e.to_string())?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "serve".into(),
+                serde_json::to_value(&serving).map_err(|e| e.to_string())?,
+            );
+        }
+        let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
         println!("{text}");
     } else {
         print_settings(&settings, &scheduler::settings_path(&config));
+        match &serving {
+            Some(st) => {
+                println!(
+                    "dirsync serve:            running (pid {}, {}), {} cycles run{}",
+                    st.pid,
+                    st.endpoint,
+                    st.cycles_run,
+                    if st.cycle_in_progress {
+                        ", a cycle is running"
+                    } else {
+                        ""
+                    }
+                );
+                println!(
+                    "next cycle due (UTC):     {}",
+                    st.next_cycle_utc
+                        .as_deref()
+                        .unwrap_or("none (suspended or disabled)")
+                );
+                if let Some(c) = &st.last_cycle {
+                    println!(
+                        "last cycle:               {} {} ({} -> {})",
+                        c.policy, c.result, c.started, c.ended
+                    );
+                }
+            }
+            None => println!("dirsync serve:            not running"),
+        }
     }
     Ok(())
 }
