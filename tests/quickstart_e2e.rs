@@ -572,6 +572,52 @@ fn sample_domain_through_the_template_into_the_emulator() {
     );
     let runs = cycle(&mut eng, CyclePolicy::Delta);
     assert_eq!(exported(&runs), 0, "quiet after the change set: {runs:#?}");
+
+    // Restore: the deleted user comes back from the AD Recycle Bin (same objectGUID); the
+    // soft-deleted cloud user is restored (same object id), not created again.
+    let restore = sample::restore_set(&before);
+    let anchor = restore
+        .changes
+        .iter()
+        .find_map(|c| match c {
+            sample::Change::Add(e) => Some(e.immutable_id()),
+            _ => None,
+        })
+        .expect("restored entry");
+    let anchor_of = |o: &dirsync::emulator::DirObject| {
+        o.props
+            .get(&anchor_ext())
+            .and_then(Json::as_str)
+            .map(str::to_string)
+    };
+    let cloud_id = t
+        .deleted
+        .values()
+        .find(|o| anchor_of(o).as_deref() == Some(anchor.as_str()))
+        .map(|o| o.id.clone())
+        .expect("the deleted user is soft-deleted");
+    std::fs::copy(
+        Path::new(SAMPLE_DIR).join("restore").join(restore.name),
+        d.join("changes").join(restore.name),
+    )
+    .expect("copy restore file");
+    sample::apply(&mut model, &restore.changes);
+    cycle(&mut eng, CyclePolicy::Delta);
+    cycle(&mut eng, CyclePolicy::Delta);
+    let t = env.h().tenant();
+    assert_view(&actual(&t), &expected(&model), "after the restore");
+    let restored = t
+        .objects
+        .get(&cloud_id)
+        .expect("same cloud object restored");
+    assert_eq!(anchor_of(restored).as_deref(), Some(anchor.as_str()));
+    assert_eq!(
+        t.deleted.len(),
+        1,
+        "only the user moved out of scope stays deleted"
+    );
+    let runs = cycle(&mut eng, CyclePolicy::Delta);
+    assert_eq!(exported(&runs), 0, "quiet after the restore: {runs:#?}");
 }
 
 /// `dirsync quickstart` itself: it runs offline in seconds, prints the plan and the run results,
@@ -627,13 +673,15 @@ fn quickstart_command_leaves_the_expected_tenant() {
             EmulatorConfig::default().with_state_file(&copy),
         ))
         .expect("emulator");
-    let mut model = sample::domain();
-    for f in sample::change_set(&model.clone()) {
+    let original = sample::domain();
+    let mut model = original.clone();
+    for f in sample::change_set(&original) {
         sample::apply(&mut model, &f.changes);
     }
+    sample::apply(&mut model, &sample::restore_set(&original).changes);
     let t = h.tenant();
     assert_view(&actual(&t), &expected(&model), "after dirsync quickstart");
-    assert_eq!(t.deleted.len(), 2);
+    assert_eq!(t.deleted.len(), 1);
     rt.block_on(h.shutdown()).expect("shutdown");
 }
 

@@ -1526,6 +1526,27 @@ pub fn changes_to_ldif(f: &ChangeFile) -> String {
     out
 }
 
+/// The restore applied after [`change_set`]: the deleted user comes back from the AD Recycle
+/// Bin with its objectGUID and its group memberships (linked values are restored too), so the
+/// soft-deleted cloud user is restored rather than created again.
+pub fn restore_set(d: &Domain) -> ChangeFile {
+    let deleted = pick(d, "OU=HR,OU=Corp", 7);
+    let mut changes = vec![Change::Add(deleted.clone())];
+    for g in d.entries.iter().filter(|g| {
+        g.kind == Kind::Group
+            && g.values("member")
+                .iter()
+                .any(|m| dn_key(m) == dn_key(&deleted.dn))
+    }) {
+        changes.push(Change::AddMember(g.dn.clone(), deleted.dn.clone()));
+    }
+    ChangeFile {
+        name: "0005-restore.ldif",
+        what: "restore: the deleted user comes back from the AD Recycle Bin (same objectGUID, memberships restored)",
+        changes,
+    }
+}
+
 /// Every file of the sample: (path relative to examples/ad-sample, content).
 pub fn files() -> Vec<(String, String)> {
     let d = domain();
@@ -1533,5 +1554,7 @@ pub fn files() -> Vec<(String, String)> {
     for f in change_set(&d) {
         out.push((format!("changes/{}", f.name), changes_to_ldif(&f)));
     }
+    let r = restore_set(&d);
+    out.push((format!("restore/{}", r.name), changes_to_ldif(&r)));
     out
 }

@@ -174,6 +174,12 @@ const SAMPLE_CHANGES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Applied after the change set: the deleted user restored from the AD Recycle Bin.
+const SAMPLE_RESTORE: (&str, &str) = (
+    "0005-restore.ldif",
+    include_str!("../../../examples/ad-sample/restore/0005-restore.ldif"),
+);
+
 /// DNS name, NetBIOS name, naming context and excluded OU of the sample domain.
 const SAMPLE_FQDN: &str = "contoso.example";
 const SAMPLE_NETBIOS: &str = "CONTOSO";
@@ -389,10 +395,36 @@ pub fn run(cli: &Cli, dir: &Path) -> Result<(), CliError> {
         let (a, u, d) = exported(&runs);
         println!("   confirming cycle exported {a} adds, {u} updates, {d} deletes");
         tenant_summary(&h.tenant());
+
+        let (name, text) = SAMPLE_RESTORE;
+        let what = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('#')
+            .trim();
+        println!("== 6. {name}: {what}");
+        let deleted_before: Vec<String> = h.tenant().deleted.keys().cloned().collect();
+        write(&dir.join("changes").join(name), text)?;
+        let (runs, took) = cycle(&mut e, CyclePolicy::Delta, false)?;
+        print_runs(cli, &runs)?;
+        println!("   ({took:.1?})");
+        let (runs, _) = cycle(&mut e, CyclePolicy::Delta, false)?;
+        let (a, u, d) = exported(&runs);
+        println!("   confirming cycle exported {a} adds, {u} updates, {d} deletes");
+        let t = h.tenant();
+        let restored = deleted_before
+            .iter()
+            .filter(|id| t.objects.contains_key(*id))
+            .count();
+        println!(
+            "   {restored} soft-deleted cloud user(s) restored with the same object id (not created again)"
+        );
+        tenant_summary(&t);
         drop(e);
 
         println!(
-            "== 6. status (dirsync --config {} status)",
+            "== 7. status (dirsync --config {} status)",
             config.display()
         );
         super::run(&sub)?;
