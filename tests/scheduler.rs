@@ -643,7 +643,16 @@ fn staging_mode_writes_nothing_and_leaving_it_exports_the_plan() {
         "staging mode wrote to the target"
     );
     {
-        let e = Engine::open(cfg(d)).expect("engine");
+        // A manual cycle (`dirsync cycle`) honours the runtime switch too.
+        let mut e = Engine::open(cfg(d)).expect("engine");
+        assert!(e.config.safety.staging_mode);
+        e.cycle(CyclePolicy::Delta, &RunOptions::default())
+            .expect("manual cycle");
+        assert_eq!(
+            std::fs::read(d.join("tgt.ldif")).expect("target"),
+            tgt_before,
+            "a manual cycle in staging mode wrote to the target"
+        );
         let st = e.status().expect("status");
         let t = st.connectors.iter().find(|c| c.name == "tgt").expect("tgt");
         assert_eq!((t.pending_adds, t.pending_updates), (1, 1), "plan computed");

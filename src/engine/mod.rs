@@ -208,7 +208,14 @@ pub struct Engine {
 
 impl Engine {
     /// Opens the engine: compiles the rules and opens (locks) the state.
-    pub fn open(config: Config) -> Result<Engine> {
+    pub fn open(mut config: Config) -> Result<Engine> {
+        // Staging mode switched at runtime (`dirsync scheduler set --staging`,
+        // Set-DirSyncScheduler) holds for every run, not only scheduled cycles.
+        if let Some(on) = crate::scheduler::settings::staging_override(&config)
+            .map_err(|e| EngineError::Store(StoreError::Corrupt(e.to_string())))?
+        {
+            config.safety.staging_mode = on;
+        }
         let rules = RuleSet::compile(&config)?;
         let path = config.resolve(&config.state.path);
         let mut store = Store::open(&path)?;

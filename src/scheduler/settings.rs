@@ -337,6 +337,11 @@ pub fn load_overlay(config: &Config) -> Result<SchedulerPatch, SchedulerError> {
     })
 }
 
+/// Staging mode as an admin switched it at runtime (`None`: the configuration decides).
+pub fn staging_override(config: &Config) -> Result<Option<bool>, SchedulerError> {
+    Ok(load_overlay(config)?.staging_mode)
+}
+
 /// The effective settings: configuration defaults plus the stored admin changes.
 pub fn load_settings(config: &Config) -> Result<SchedulerSettings, SchedulerError> {
     Ok(SchedulerSettings::defaults(config).with_overlay(&load_overlay(config)?))
