@@ -572,8 +572,11 @@ function Set-DirSyncPassword {
 
 function ConvertTo-DirSyncSchedulerObject {
     param([Parameter(Mandatory)] $Settings)
+    # ConvertFrom-Json in PowerShell 7 already turns ISO 8601 text into a DateTime.
     $start = $null
-    if ($Settings.next_cycle_start_utc) { $start = ([datetime]::Parse($Settings.next_cycle_start_utc, [Globalization.CultureInfo]::InvariantCulture, [Globalization.DateTimeStyles]::AdjustToUniversal)) }
+    $when = $Settings.next_cycle_start_utc
+    if ($when -is [datetime]) { $start = $when.ToUniversalTime() }
+    elseif ($when) { $start = [datetime]::Parse([string]$when, [Globalization.CultureInfo]::InvariantCulture, [Globalization.DateTimeStyles]::AdjustToUniversal) }
     $o = [pscustomobject]@{
         SyncCycleEnabled            = [bool]$Settings.sync_cycle_enabled
         CustomizedSyncCycleInterval = [timespan]::FromSeconds([double]$Settings.interval_seconds)
@@ -655,7 +658,7 @@ function Set-DirSyncScheduler {
     if ($null -ne $CustomizedSyncCycleInterval) { $request.interval_seconds = [long][math]::Floor($CustomizedSyncCycleInterval.TotalSeconds) }
     if ($null -ne $SyncCycleEnabled) { $request.sync_cycle_enabled = [bool]$SyncCycleEnabled }
     if ($NextSyncCyclePolicyType) { $request.next_cycle_policy = $NextSyncCyclePolicyType }
-    if ($null -ne $NextSyncCycleStartTimeInUTC) { $request.next_cycle_start_utc = $NextSyncCycleStartTimeInUTC.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ', [Globalization.CultureInfo]::InvariantCulture) }
+    if ($null -ne $NextSyncCycleStartTimeInUTC) { $request.next_cycle_start_utc = $NextSyncCycleStartTimeInUTC.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [Globalization.CultureInfo]::InvariantCulture) }
     if ($null -ne $SchedulerSuspended) { $request.suspended = [bool]$SchedulerSuspended }
     if ($null -ne $StagingModeEnabled) { $request.staging_mode = [bool]$StagingModeEnabled }
     if ($null -ne $PurgeRunHistoryInterval) { $request.purge_run_history_days = [long][math]::Floor($PurgeRunHistoryInterval.TotalDays) }

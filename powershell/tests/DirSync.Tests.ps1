@@ -96,6 +96,9 @@ Describe 'DirSync module' {
         (Get-DirSyncScheduler).SchedulerSuspended | Should -BeTrue
         { Set-DirSyncScheduler -CustomizedSyncCycleInterval ([timespan]::Zero) -Confirm:$false } | Should -Throw -ErrorId 'DIRSYNC_E_INVALID_ARGUMENT*'
         (Set-DirSyncScheduler -SchedulerSuspended $false -NextSyncCyclePolicyType Delta -Confirm:$false).SchedulerSuspended | Should -BeFalse
+        $when = [datetime]::new(2030, 1, 2, 3, 4, 5, [DateTimeKind]::Utc)
+        (Set-DirSyncScheduler -NextSyncCycleStartTimeInUTC $when -Confirm:$false).NextSyncCycleStartTimeInUTC | Should -Be $when
+        (Set-DirSyncScheduler -PurgeRunHistoryInterval (New-TimeSpan -Days 3) -Confirm:$false).PurgeRunHistoryInterval.TotalDays | Should -Be 3
     }
 
     It 'sets connector overrides' {
