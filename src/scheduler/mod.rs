@@ -75,6 +75,11 @@ impl Engine {
         &mut self,
         patch: &SchedulerPatch,
     ) -> Result<SchedulerSettings, SchedulerError> {
-        update_settings(&self.config, patch)
+        let settings = update_settings(&self.config, patch)?;
+        if let Some(on) = patch.staging_mode {
+            // This engine's own runs follow the switch at once (others on their next open).
+            self.config.safety.staging_mode = on;
+        }
+        Ok(settings)
     }
 }

@@ -446,6 +446,20 @@ mod tests {
     }
 
     #[test]
+    fn engine_follows_a_staging_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = crate::engine::Engine::open(cfg(dir.path())).unwrap();
+        assert!(!e.config.safety.staging_mode);
+        let p: SchedulerPatch = serde_json::from_str(r#"{"staging_mode":true}"#).unwrap();
+        let s = e.set_scheduler_settings(&p).unwrap();
+        assert!(s.staging_mode && e.config.safety.staging_mode);
+        assert!(e.scheduler_settings().unwrap().staging_mode);
+        drop(e);
+        let e = crate::engine::Engine::open(cfg(dir.path())).unwrap();
+        assert!(e.config.safety.staging_mode, "reopened engine keeps it");
+    }
+
+    #[test]
     fn bad_patches_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let c = cfg(dir.path());
