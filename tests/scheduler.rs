@@ -893,3 +893,35 @@ fn a_broken_settings_file_fails_cycles_until_it_is_fixed() {
     h.stop();
     h.join().expect("join");
 }
+
+#[test]
+fn serve_once_exits_with_the_cycle_result() {
+    let dir = setup(6);
+    let d = dir.path();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+            .arg("--config")
+            .arg(d.join("dirsync.toml"))
+            .args(["serve", "--once"])
+            .output()
+            .expect("run dirsync serve --once")
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DeltaCycle success"));
+    let deletes: String = (0..4)
+        .map(|i| format!("dn: uid=u{i},ou=p,dc=s\nchangetype: delete\n\n"))
+        .collect();
+    change(d, "0001.ldif", &deletes);
+    let out = run();
+    assert_eq!(out.status.code(), Some(3), "threshold exit code: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("stopped-deletion-threshold-exceeded"),
+        "{out:?}"
+    );
+    // Suspended: no cycle, success.
+    set(d, r#"{"suspended":true}"#);
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(0 cycles)"));
+}
