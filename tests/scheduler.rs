@@ -925,3 +925,54 @@ fn serve_once_exits_with_the_cycle_result() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("(0 cycles)"));
 }
+
+#[test]
+fn a_changed_interval_applies_to_the_cycle_being_waited_for() {
+    let dir = setup(2);
+    let d = dir.path();
+    let h = start(d, false);
+    let addr = h.addr;
+    wait_for("a cycle", Duration::from_secs(20), || cycles_run(addr) >= 1);
+    set(d, r#"{"interval_seconds":3600}"#);
+    wait_for("the hour-long wait", Duration::from_secs(10), || {
+        let (_, hj) = health(addr);
+        let next = hj["next_cycle_utc"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        next.is_some_and(|t| {
+            t.with_timezone(&chrono::Utc) > chrono::Utc::now() + chrono::Duration::minutes(55)
+        }) && hj["cycle_in_progress"] == false
+    });
+    let n = cycles_run(addr);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(cycles_run(addr), n, "no cycle before the hour is up");
+    set(d, r#"{"interval_seconds":1}"#);
+    wait_for(
+        "cycles on the short interval again",
+        Duration::from_secs(20),
+        || cycles_run(addr) >= n + 2,
+    );
+    // A requested start time moves the next cycle and is consumed by it.
+    set(d, r#"{"interval_seconds":3600}"#);
+    wait_for("the hour-long wait", Duration::from_secs(10), || {
+        health(addr).1["cycle_in_progress"] == false
+    });
+    let n = cycles_run(addr);
+    set(
+        d,
+        &format!(r#"{{"next_cycle_start_utc":"{}"}}"#, dirsync::store::now()),
+    );
+    wait_for("the requested cycle", Duration::from_secs(20), || {
+        cycles_run(addr) == n + 1
+    });
+    wait_for("the request consumed", Duration::from_secs(10), || {
+        scheduler::load_settings(&cfg(d))
+            .expect("settings")
+            .next_cycle_start_utc
+            .is_none()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(cycles_run(addr), n + 1, "back to the hour-long interval");
+    h.stop();
+    h.join().expect("join");
+}

@@ -253,11 +253,15 @@ fn run_loop(
         last_error: None,
         stopped: false,
     };
-    // The first cycle is due at once; later ones one interval after the previous start.
-    let mut next_due = chrono::Utc::now();
+    // The first cycle is due at once; later ones one interval (as set now: a changed
+    // interval applies to the cycle being waited for) after the previous start.
+    let mut last_start: Option<chrono::DateTime<chrono::Utc>> = None;
     let mut was_runnable = true;
     let mut last_interval = 60;
     loop {
+        let next_due = last_start
+            .map(|t| t + chrono::Duration::seconds(last_interval as i64))
+            .unwrap_or_else(chrono::Utc::now);
         if stop.load(Ordering::SeqCst) {
             report.stopped = true;
             break;
@@ -294,13 +298,16 @@ fn run_loop(
                     if opts.once {
                         break;
                     }
-                    next_due = now + chrono::Duration::seconds(last_interval as i64);
+                    last_start = Some(now);
                 }
                 sleep_until(stop, Duration::from_millis(250));
                 continue;
             }
         };
         last_interval = settings.interval_seconds;
+        let next_due = last_start
+            .map(|t| t + chrono::Duration::seconds(last_interval as i64))
+            .unwrap_or(next_due);
         let runnable = settings.sync_cycle_enabled && !settings.suspended;
         let requested = settings
             .next_cycle_start_utc
@@ -398,9 +405,11 @@ fn run_loop(
                 report.last_error = error;
             }
         }
-        let interval = chrono::Duration::seconds(settings.interval_seconds as i64);
-        next_due = started_utc + interval;
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, next = %next_due, "next cycle");
+        last_start = Some(started_utc);
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "cycle done"
+        );
         if opts.once {
             break;
         }
