@@ -152,7 +152,7 @@ fn rules_alone_name_only_ad_and_aad() {
         let text = ad_to_entra_rules(wb);
         let cfg: toml::Value = toml::from_str(&text).expect("rules are TOML");
         let rules = cfg.get("rules").and_then(|r| r.as_array()).expect("rules");
-        assert!(rules.len() >= 8);
+        assert!(rules.len() >= 9);
         for r in rules {
             let c = r.get("connector").and_then(|c| c.as_str()).expect("name");
             assert!(c == "ad" || c == "aad", "{c}");
@@ -360,6 +360,27 @@ fn nosync_sets_cloud_filtered_and_outbound_skips_it() {
     assert!(!in_scope(&rules, "Out to AAD - User Join", &mv));
     let cloud_only = Object::new(None, Dn::root(), "person");
     assert!(!in_scope(&rules, "Out to AAD - User Join", &cloud_only));
+    // Groups too.
+    let mut g = user("CN=Staff,OU=Groups,DC=contoso,DC=com", "staff");
+    assert!(!in_scope(&rules, "In from AD - Group NoSync", &g));
+    set(&mut g, "extensionAttribute15", Value::Str("NoSync".into()));
+    assert!(in_scope(&rules, "In from AD - Group NoSync", &g));
+    assert_eq!(
+        flow(
+            &rules,
+            &params,
+            "In from AD - Group NoSync",
+            "cloudFiltered",
+            &g
+        ),
+        vec![Value::Bool(true)]
+    );
+    let mut mvg = Object::new(None, Dn::root(), "group");
+    set(&mut mvg, "sourceAnchor", Value::Str(IMMUTABLE_ID.into()));
+    set(&mut mvg, "securityEnabled", Value::Bool(true));
+    assert!(in_scope(&rules, "Out to AAD - Group Join", &mvg));
+    set(&mut mvg, "cloudFiltered", Value::Bool(true));
+    assert!(!in_scope(&rules, "Out to AAD - Group Join", &mvg));
 }
 
 #[test]
