@@ -976,3 +976,26 @@ fn a_changed_interval_applies_to_the_cycle_being_waited_for() {
     h.stop();
     h.join().expect("join");
 }
+
+#[test]
+fn one_scheduler_per_state() {
+    let dir = setup(1);
+    let d = dir.path();
+    let h = start(d, false);
+    let second = scheduler::start(&d.join("dirsync.toml"), ServeOptions::default());
+    match second {
+        Err(e) => assert!(
+            e.to_string()
+                .contains("another dirsync serve runs on this state"),
+            "{e}"
+        ),
+        Ok(_) => panic!("a second scheduler started on the same state"),
+    }
+    h.stop();
+    h.join().expect("join");
+    let again = start(d, false);
+    again.stop();
+    again
+        .join()
+        .expect("a scheduler starts once the first one stopped");
+}

@@ -135,6 +135,7 @@ pub fn start(config_path: &Path, opts: ServeOptions) -> Result<SchedulerHandle, 
     if !listen.ip().is_loopback() && !opts.allow_remote {
         return Err(SchedulerError::NonLoopback(listen.to_string()));
     }
+    let serve_lock = serve_lock(&config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -196,6 +197,7 @@ pub fn start(config_path: &Path, opts: ServeOptions) -> Result<SchedulerHandle, 
             let mut status = StatusFile::new(addr);
             let r = run_loop(&path, &opts, &shared, &flag, &mut status);
             status.remove();
+            drop(serve_lock);
             let _ = tx.send(());
             rt.shutdown_timeout(Duration::from_secs(2));
             r
@@ -434,6 +436,35 @@ pub struct ServeStatus {
     pub last_cycle: Option<CycleSummary>,
     /// Cycles run since start.
     pub cycles_run: u64,
+}
+
+/// One scheduler per state: `<state>.serve.lock`, held while `dirsync serve` runs.
+fn serve_lock(config: &Config) -> Result<std::fs::File, SchedulerError> {
+    let state = config.resolve(&config.state.path);
+    let path = std::path::PathBuf::from(format!("{}.serve.lock", state.display()));
+    let io = |e: std::io::Error| SchedulerError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    if f.try_lock().is_err() {
+        let who = serve_status(config)
+            .map(|s| format!(" (pid {}, {})", s.pid, s.endpoint))
+            .unwrap_or_default();
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("another dirsync serve runs on this state{who}"),
+        )));
+    }
+    Ok(f)
 }
 
 /// The side file of a configuration's running `dirsync serve`.
