@@ -21,6 +21,7 @@
 //! path = "corp.ldif"              # content records
 //! changes_dir = "changes/corp"    # *.ldif change records, applied in file-name order
 //! anchor_attribute = "entryUUID"  # the default
+//! exclude = ["ou=Lab,dc=corp,dc=example"]   # container filter of imports (also `include`)
 //! [connectors.settings.attribute_types]
 //! employeeNumber = "integer"
 //! [connectors.settings.object_types]
