@@ -74,7 +74,11 @@ fn upn_of(e: &Entry) -> String {
 }
 
 /// A user as compared: the Graph properties the rules set, the manager's UPN, the anchor.
-fn expected_user(d: &Domain, e: &Entry) -> BTreeMap<String, Json> {
+fn expected_user(
+    d: &Domain,
+    e: &Entry,
+    user_ok: &dyn Fn(&Entry) -> bool,
+) -> BTreeMap<String, Json> {
     let mut m = BTreeMap::new();
     let mut put = |k: &str, v: Option<&str>| {
         if let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) {
@@ -128,7 +132,7 @@ fn expected_user(d: &Domain, e: &Entry) -> BTreeMap<String, Json> {
     if let Some(mgr) = e
         .get("manager")
         .and_then(|dn| d.find(dn))
-        .filter(|m| synced_user(m))
+        .filter(|m| user_ok(m))
     {
         m.insert("manager".into(), json!(upn_of(mgr)));
     }
@@ -144,12 +148,28 @@ struct View {
 }
 
 fn expected(d: &Domain) -> View {
+    expected_with(d, None)
+}
+
+/// The expected tenant; with group-based filtering, only direct members of `pilot` qualify.
+fn expected_with(d: &Domain, pilot: Option<&str>) -> View {
+    let in_pilot = |e: &Entry| {
+        pilot.is_none_or(|p| {
+            d.find(p).is_some_and(|g| {
+                g.values("member")
+                    .iter()
+                    .any(|m| sample::dn_key(m) == sample::dn_key(&e.dn))
+            })
+        })
+    };
+    let user_ok = |e: &Entry| synced_user(e) && in_pilot(e);
+    let group_ok = |e: &Entry| synced_group(e) && in_pilot(e);
     let mut users = BTreeMap::new();
-    for e in d.entries.iter().filter(|e| synced_user(e)) {
-        users.insert(upn_of(e), expected_user(d, e));
+    for e in d.entries.iter().filter(|e| user_ok(e)) {
+        users.insert(upn_of(e), expected_user(d, e, &user_ok));
     }
     let mut groups = BTreeMap::new();
-    for g in d.entries.iter().filter(|e| synced_group(e)) {
+    for g in d.entries.iter().filter(|e| group_ok(e)) {
         let mut m = BTreeMap::new();
         let name = g
             .get("displayName")
@@ -174,9 +194,9 @@ fn expected(d: &Domain) -> View {
             .iter()
             .filter_map(|dn| d.find(dn))
             .filter_map(|m| {
-                if synced_user(m) {
+                if user_ok(m) {
                     Some(format!("user:{}", upn_of(m)))
-                } else if synced_group(m) {
+                } else if group_ok(m) {
                     Some(format!(
                         "group:{}",
                         m.get("displayName").or(m.get("cn")).unwrap_or("")
@@ -432,9 +452,9 @@ fn committed_sample_matches_its_generator() {
     assert!(users >= 500, "{users} users");
 }
 
-#[test]
-fn sample_domain_through_the_template_into_the_emulator() {
-    let env = Env::new();
+/// Writes the sample and a template configuration (the "ad" connector reads the LDIF export)
+/// into the environment's folder and opens the engine.
+fn open_sample(env: &Env, pilot_group_dn: Option<&str>) -> Engine {
     let d = env.dir.path();
     std::fs::copy(
         Path::new(SAMPLE_DIR).join("contoso.ldif"),
@@ -458,11 +478,18 @@ fn sample_domain_through_the_template_into_the_emulator() {
         client_secret_file: Some("graph-secret.txt".into()),
         authority: Some(env.h().base_url().to_string()),
         graph_url: Some(env.h().graph_url()),
+        pilot_group_dn: pilot_group_dn.map(str::to_string),
         ..AdToEntraOptions::default()
     };
     std::fs::write(d.join("dirsync.toml"), ad_to_entra_config(&opts)).expect("config");
-    let mut eng =
-        Engine::open(Config::load(&d.join("dirsync.toml")).expect("config loads")).expect("open");
+    Engine::open(Config::load(&d.join("dirsync.toml")).expect("config loads")).expect("open")
+}
+
+#[test]
+fn sample_domain_through_the_template_into_the_emulator() {
+    let env = Env::new();
+    let d = env.dir.path();
+    let mut eng = open_sample(&env, None);
 
     let t0 = std::time::Instant::now();
     cycle(&mut eng, CyclePolicy::Initial);
@@ -753,4 +780,23 @@ fn init_writes_loadable_configurations() {
     assert!(out.status.success());
     let cfg = Config::load(&sample).expect("sample loads");
     assert!(cfg.connector("hr").is_some());
+}
+
+/// Group-based filtering: with a pilot group, only its direct members reach the tenant.
+#[test]
+fn pilot_group_limits_the_scope_to_its_members() {
+    let env = Env::new();
+    let pilot = format!("CN=SG-Platform,OU=Groups,OU=Corp,{}", sample::BASE);
+    let mut eng = open_sample(&env, Some(&pilot));
+    cycle(&mut eng, CyclePolicy::Initial);
+    cycle(&mut eng, CyclePolicy::Delta);
+    let model = sample::domain();
+    let want = expected_with(&model, Some(&pilot));
+    assert!(
+        want.users.len() > 50 && want.users.len() < 100,
+        "{}",
+        want.users.len()
+    );
+    assert!(want.groups.is_empty());
+    assert_view(&actual(&env.h().tenant()), &want, "pilot");
 }
