@@ -377,6 +377,21 @@ fn cycles_run_on_the_interval_and_metrics_reflect_them() {
     assert!(m(&m1, "dirsync_last_success_timestamp_seconds") > 1.7e9);
     assert!(m(&m1, "dirsync_next_cycle_timestamp_seconds") > 1.7e9);
     assert_eq!(m(&m1, "dirsync_scheduler_interval_seconds"), 1.0);
+    assert_eq!(
+        m(&m1, "dirsync_connector_space_objects{connector=\"src\"}"),
+        5.0
+    );
+    assert_eq!(m(&m1, "dirsync_metaverse_objects"), 5.0);
+    assert_eq!(
+        m(
+            &m1,
+            &format!(
+                "dirsync_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            )
+        ),
+        1.0
+    );
 
     // A change in the source flows through the next cycles and the counters grow.
     let before = cycles_run(addr);

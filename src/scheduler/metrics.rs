@@ -58,6 +58,10 @@ pub struct Metrics {
     pub errors: BTreeMap<(String, &'static str), u64>,
     /// (connector, op) -> pending exports after the last cycle.
     pub pending_exports: BTreeMap<(String, &'static str), i64>,
+    /// Connector -> live connector-space objects after the last cycle.
+    pub connector_objects: BTreeMap<String, i64>,
+    /// Metaverse objects after the last cycle.
+    pub metaverse_objects: Option<i64>,
     /// Cycles stopped by the deletion threshold.
     pub threshold_stops: u64,
     /// Cycles not started because another process held the state.
@@ -67,6 +71,22 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Takes the gauges of the engine's status after a cycle.
+    pub fn set_status(&mut self, st: &crate::engine::Status) {
+        self.pending_exports.clear();
+        self.connector_objects.clear();
+        for c in &st.connectors {
+            self.pending_exports
+                .insert((c.name.clone(), "add"), c.pending_adds);
+            self.pending_exports
+                .insert((c.name.clone(), "update"), c.pending_updates);
+            self.pending_exports
+                .insert((c.name.clone(), "delete"), c.pending_deletes);
+            self.connector_objects.insert(c.name.clone(), c.objects);
+        }
+        self.metaverse_objects = Some(st.metaverse_objects);
+    }
+
     /// Records a finished cycle and its steps.
     pub fn observe_cycle(&mut self, cycle: &CycleSummary, steps: &[RunRecord]) {
         *self.cycles.entry(cycle.result.clone()).or_default() += 1;
@@ -225,6 +245,39 @@ impl Metrics {
                 esc(c)
             );
         }
+        head(
+            &mut o,
+            "dirsync_connector_space_objects",
+            "gauge",
+            "Live connector-space objects after the last cycle, by connector.",
+        );
+        for (c, n) in &self.connector_objects {
+            let _ = writeln!(
+                o,
+                "dirsync_connector_space_objects{{connector=\"{}\"}} {n}",
+                esc(c)
+            );
+        }
+        if let Some(n) = self.metaverse_objects {
+            scalar(
+                &mut o,
+                "dirsync_metaverse_objects",
+                "gauge",
+                "Metaverse objects after the last cycle.",
+                n as f64,
+            );
+        }
+        head(
+            &mut o,
+            "dirsync_build_info",
+            "gauge",
+            "Always 1; the version is a label.",
+        );
+        let _ = writeln!(
+            o,
+            "dirsync_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         scalar(
             &mut o,
             "dirsync_threshold_stops_total",

@@ -376,8 +376,8 @@ fn run_loop(
                 } = *run;
                 let mut s = lock(shared);
                 s.metrics.observe_cycle(&summary, &steps);
-                if let Some(p) = pending {
-                    s.metrics.pending_exports = p;
+                if let Some(st) = &pending {
+                    s.metrics.set_status(st);
                 }
                 if summary.completed() {
                     s.last_success_utc = Some(summary.ended.clone());
@@ -570,7 +570,7 @@ struct CycleRun {
     summary: CycleSummary,
     steps: Vec<RunRecord>,
     error: Option<EngineError>,
-    pending: Option<std::collections::BTreeMap<(String, &'static str), i64>>,
+    pending: Option<crate::engine::Status>,
 }
 
 fn failed(
@@ -668,7 +668,7 @@ fn run_cycle(
         tracing::error!(error = %e, "could not reset the next cycle policy to Delta");
     }
     record_import_times(&engine, &steps);
-    let pending = pending_exports(&engine);
+    let pending = engine.status().ok();
     drop(engine);
     let summary = match cycle {
         Some(c) => CycleSummary {
@@ -847,25 +847,13 @@ fn cycle_records(engine: &Engine, before: i64) -> (Option<RunRecord>, Vec<RunRec
     (cycle, steps)
 }
 
-fn pending_exports(
-    engine: &Engine,
-) -> Option<std::collections::BTreeMap<(String, &'static str), i64>> {
-    let st = engine.status().ok()?;
-    let mut m = std::collections::BTreeMap::new();
-    for c in st.connectors {
-        m.insert((c.name.clone(), "add"), c.pending_adds);
-        m.insert((c.name.clone(), "update"), c.pending_updates);
-        m.insert((c.name, "delete"), c.pending_deletes);
-    }
-    Some(m)
-}
-
 /// The `/healthz` body.
 #[derive(Debug, Serialize)]
 pub struct Health {
+    /// dirsync version.
+    pub version: &'static str,
     /// `ok`, `failing` (last cycle stopped), `stale` (no cycle started or finished for two
-    /// intervals),
-    /// `suspended`, `disabled` or `starting`.
+    /// intervals), `suspended`, `disabled` or `starting`.
     pub status: &'static str,
     /// The last cycle.
     pub last_cycle: Option<CycleSummary>,
@@ -934,6 +922,7 @@ fn health_of(s: &Shared) -> (StatusCode, Health) {
     (
         code,
         Health {
+            version: env!("CARGO_PKG_VERSION"),
             status,
             last_cycle: s.last_cycle.clone(),
             last_success_utc: s.last_success_utc.clone(),
