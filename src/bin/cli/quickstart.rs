@@ -431,12 +431,16 @@ pub fn run(cli: &Cli, dir: &Path) -> Result<(), CliError> {
         Ok(())
     })();
     h.save()?;
+    let port = h.local_addr().map(|a| a.port()).unwrap_or(0);
     rt.block_on(h.shutdown())?;
     result?;
     println!(
-        "done in {:.1?}. The tenant is saved in {}; to look at it again: dirsync emulator --state {}",
+        "done in {:.1?}. The tenant is saved in {}.",
         started.elapsed(),
-        tenant_file.display(),
+        tenant_file.display()
+    );
+    println!(
+        "To serve it again (and run more cycles with this configuration): dirsync emulator --state {} --port {port}",
         tenant_file.display()
     );
     Ok(())
