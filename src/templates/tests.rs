@@ -259,6 +259,26 @@ fn upn_falls_back_to_sam_at_domain_and_display_name_to_cn() {
 }
 
 #[test]
+fn mail_nickname_falls_back_to_sam_and_loses_spaces_on_the_way_out() {
+    let (params, rules) = default_rules();
+    let u = user("CN=Jo Ann,OU=Sales,DC=contoso,DC=com", "jo ann");
+    let nick = flow(&rules, &params, USER_JOIN, "mailNickname", &u);
+    assert_eq!(nick, vec![Value::Str("jo ann".into())]);
+    let mut mv = Object::new(None, Dn::root(), "person");
+    mv.attributes.insert("mailNickname".into(), nick);
+    assert_eq!(
+        flow(
+            &rules,
+            &params,
+            "Out to AAD - User Join",
+            "mailNickname",
+            &mv
+        ),
+        vec![Value::Str("joann".into())]
+    );
+}
+
+#[test]
 fn built_in_exclusions_are_out_of_scope() {
     let (_, rules) = default_rules();
     let ok = user("CN=Ann,OU=Sales,DC=contoso,DC=com", "ann");
