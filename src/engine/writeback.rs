@@ -234,7 +234,7 @@ impl Engine {
             // A user principal name, as any connector space holds it.
             for name in self.connector_names() {
                 let cid = self.connector_id(&name)?;
-                for o in store::cs_all(c, cid)? {
+                for o in upn_candidates(c, cid, ident)? {
                     if o.deleted || o.placeholder {
                         continue;
                     }
@@ -468,6 +468,42 @@ impl Engine {
             .into()),
         }
     }
+}
+
+/// Connector-space objects whose stored attributes contain `upn` (a cheap prefilter through
+/// SQLite's ASCII case-insensitive LIKE over the stored JSON; the caller checks the attribute).
+/// A UPN with non-ASCII characters, whose case LIKE cannot fold, scans the connector space.
+fn upn_candidates(c: &rusqlite::Connection, connector_id: i64, upn: &str) -> Result<Vec<CsObject>> {
+    if !upn.is_ascii() {
+        return Ok(store::cs_all(c, connector_id)?);
+    }
+    let json = serde_json::to_string(upn).unwrap_or_default();
+    let inner = json.trim_matches('"');
+    let mut pattern = String::with_capacity(inner.len() + 2);
+    pattern.push('%');
+    for ch in inner.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    let mut st = c.prepare(
+        "SELECT id FROM cs_object WHERE connector_id=?1 AND deleted=0 AND placeholder=0 \
+         AND attrs LIKE ?2 ESCAPE '\\'",
+    )?;
+    let ids = st
+        .query_map(rusqlite::params![connector_id, pattern], |r| {
+            r.get::<_, i64>(0)
+        })?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(o) = store::cs_get(c, id)? {
+            out.push(o);
+        }
+    }
+    Ok(out)
 }
 
 /// The permission report of one Active Directory connector's account.
