@@ -172,10 +172,11 @@ impl Engine {
             .and_then(|counters| self.object_report(conn, &before, connector, &cs, counters));
         match outcome {
             Ok(mut report) => {
-                if commit {
-                    conn.execute_batch("COMMIT")?;
-                } else {
-                    conn.execute_batch("ROLLBACK")?;
+                let end = if commit { "COMMIT" } else { "ROLLBACK" };
+                if let Err(e) = conn.execute_batch(end) {
+                    // A failed COMMIT leaves the transaction open: end it so the next call starts clean.
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(e.into());
                 }
                 report.committed = commit;
                 report.inbound_rules = inbound_rules;
