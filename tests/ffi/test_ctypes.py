@@ -181,7 +181,10 @@ def worker(i):
     try:
         for _ in range(5):
             for name, req in [("status", {}), ("plan", {}), ("history", {"limit": 2}),
-                              ("mv_objects", {}), ("run_profile", {"connector": "src", "profile": "DeltaSync"})]:
+                              ("mv_objects", {}), ("run_profile", {"connector": "src", "profile": "DeltaSync"}),
+                              ("sync_object", {"connector": "src", "dn": "uid=bob,ou=People,dc=corp"}),
+                              ("sync_object", {"connector": "src", "dn": "uid=bob,ou=People,dc=corp", "commit": True}),
+                              ("scheduler_get", {}), ("scheduler_set", {"interval_seconds": 1800 + i})]:
                 rc, res = call(name, h, req)
                 if rc != OK:
                     errors.append((name, res))
