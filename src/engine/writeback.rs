@@ -595,3 +595,89 @@ impl Engine {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn engine(dir: &std::path::Path, connectors: &str) -> Engine {
+        let text = format!("[state]\npath = \"state.db\"\n{connectors}");
+        let cfg = Config::from_toml_str(&text, "test.toml", dir).expect("config");
+        Engine::open(cfg).expect("engine")
+    }
+
+    const AD_PLAIN: &str = "[[connectors]]\nname = \"corp\"\ntype = \"ad\"\n[connectors.settings.connection]\nurl = \"ldap://dc.example\"\n";
+
+    #[test]
+    fn writeback_needs_a_cloud_and_an_ad_connector() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut e = engine(dir.path(), AD_PLAIN);
+        match e.writeback(&RunOptions::default()) {
+            Err(EngineError::Writeback(WritebackError::NotConfigured { cloud, ad })) => {
+                assert!(cloud.is_empty());
+                assert_eq!(ad, vec!["corp".to_string()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nothing was recorded as a run.
+        assert!(e.history(10).expect("history").is_empty());
+    }
+
+    #[test]
+    fn password_errors_are_clear_and_never_contain_the_password() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut e = engine(dir.path(), AD_PLAIN);
+        let secret = "Very-Secret-Pw-9";
+        let cases: Vec<(&str, &str)> = vec![
+            ("ann@corp.example", "no object matches 'ann@corp.example'"),
+            ("42", "no object matches '42'"),
+            ("CN=nobody,DC=corp", "no object matches 'CN=nobody,DC=corp'"),
+            ("CN=bad,,=", "is not a valid DN"),
+            ("  ", "no object matches"),
+        ];
+        for (ident, want) in cases {
+            let err = e.set_password(ident, secret, false).expect_err(ident);
+            let msg = err.to_string();
+            assert!(msg.contains(want), "{ident}: {msg}");
+            assert!(!msg.contains(secret));
+        }
+        assert!(matches!(
+            e.set_password("ann@corp.example", "", false),
+            Err(EngineError::Writeback(WritebackError::EmptyPassword))
+        ));
+        // Plain LDAP is refused before anything is sent.
+        match e.require_encrypted("corp") {
+            Err(EngineError::Writeback(WritebackError::LdapsRequired { connector })) => {
+                assert_eq!(connector, "corp")
+            }
+            other => panic!("{other:?}"),
+        }
+        let tls = "[[connectors]]\nname = \"a\"\ntype = \"ad\"\n[connectors.settings.connection]\nurl = \"LDAPS://dc.example\"\n\
+                   [[connectors]]\nname = \"b\"\ntype = \"ad\"\n[connectors.settings.connection]\nurl = \"ldap://dc.example\"\nstarttls = true\n";
+        let dir2 = tempfile::tempdir().expect("tmp");
+        let e2 = engine(dir2.path(), tls);
+        assert!(e2.require_encrypted("a").is_ok());
+        assert!(e2.require_encrypted("b").is_ok());
+    }
+
+    #[test]
+    fn permissions_need_an_ad_connector() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let e = engine(
+            dir.path(),
+            "[[connectors]]\nname = \"hr\"\ntype = \"csv\"\n[connectors.settings]\npath = \"hr.csv\"\nanchor = \"id\"\n",
+        );
+        let err = e.test_permissions(None, None).expect_err("no AD");
+        assert!(
+            err.to_string().contains("no Active Directory connector"),
+            "{err}"
+        );
+        let err = e.test_permissions(Some("hr"), None).expect_err("csv");
+        assert!(
+            err.to_string()
+                .contains("not an Active Directory connector"),
+            "{err}"
+        );
+    }
+}
