@@ -184,7 +184,8 @@ entryUUID: 00000000-0000-0000-0000-0000000000aa
 /// HR knows bob (joins) and dee (not in the directory yet: no metaverse object to join).
 const HR: &str = "id,title\n2,Senior Clerk\n4,Analyst\n";
 
-/// bob changes sn, dee is new, cy moves out of scope, eve is deleted.
+/// bob changes sn, dee is new, cy moves out of scope, eve is deleted, ann's uid (and so her
+/// target DN) changes.
 const CHANGES: &str = "version: 1
 
 dn: uid=bob,ou=p,dc=s
@@ -210,6 +211,12 @@ newsuperior: ou=gone,dc=s
 
 dn: uid=eve,ou=p,dc=s
 changetype: delete
+
+dn: uid=ann,ou=p,dc=s
+changetype: modify
+replace: uid
+uid: anne
+-
 ";
 
 fn engine(dir: &Path) -> Engine {
@@ -241,7 +248,7 @@ fn prepared() -> tempfile::TempDir {
             r.counters.renames,
             r.counters.deletes
         ),
-        (1, 1, 1, 1),
+        (1, 2, 1, 1),
         "{r:#?}"
     );
     dir
@@ -464,6 +471,22 @@ fn preview_reports_every_decision_and_changes_nothing() {
         ("delete", "uid=eve,dc=t")
     );
 
+    // A new target DN: the export is a rename.
+    let r = e
+        .sync_object("src", &dn("uid=ann,ou=p,dc=s"), false)
+        .expect("preview ann");
+    let ren = r
+        .exports
+        .iter()
+        .find(|x| x.connector == "tgt")
+        .and_then(|x| x.after.as_ref())
+        .expect("rename");
+    assert_eq!(ren.operation, "rename", "{r:#?}");
+    assert_eq!(
+        (ren.dn.as_str(), ren.new_dn.as_deref()),
+        ("uid=ann,dc=t", Some("uid=anne,dc=t"))
+    );
+
     // A target object (exported, provisioned link) has no inbound rule and stays linked.
     let r = e
         .sync_object("tgt", &dn("uid=ann,dc=t"), false)
@@ -526,7 +549,7 @@ fn commit_leaves_the_state_the_sync_run_leaves() {
         .filter(|o| o.sync_pending)
         .map(|o| o.dn.to_string())
         .collect();
-    assert_eq!(pending.len(), 4, "{pending:?}");
+    assert_eq!(pending.len(), 5, "{pending:?}");
     for d in &pending {
         let r = ea.sync_object("src", &dn(d), true).expect("commit");
         assert!(r.committed);
@@ -574,4 +597,5 @@ fn commit_leaves_the_state_the_sync_run_leaves() {
     assert_eq!(strip(&ta), strip(&tb));
     assert!(ta.contains("uid=dee,dc=t") && ta.contains("title: Analyst"));
     assert!(!ta.contains("uid=cy,dc=t") && !ta.contains("uid=eve,dc=t"));
+    assert!(ta.contains("dn: uid=anne,dc=t") && ta.contains("manager: uid=anne,dc=t"));
 }
