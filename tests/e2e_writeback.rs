@@ -544,6 +544,7 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
     assert!(client(&ann_dn, USER_PW).conn().is_err());
     let mv = r.mv_id.expect("joined");
     let pw2 = "Wb-Ann-New-Pw-2!";
+    let pw2b = "Wb-Ann-New-Pw-2b!";
     eng.set_password(&mv.to_string(), pw2, true)
         .expect("set password by MV id");
     assert_eq!(
@@ -552,6 +553,16 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
             .as_deref(),
         Some("0")
     );
+    // By the DN of the cloud user (another connector's DN of the same identity).
+    let ann_cloud = eng
+        .cs_objects("aad", None, Some(&id_of("wbann")))
+        .expect("cs");
+    assert_eq!(ann_cloud.len(), 1);
+    let by_cloud_dn = eng
+        .set_password(&ann_cloud[0].dn.to_string(), pw2b, true)
+        .expect("set password by the cloud DN");
+    assert!(by_cloud_dn.dn.eq_ignore_ascii_case(&ann_dn));
+    client(&ann_dn, pw2b).conn().expect_err("must change first");
     // Clear errors for identities that cannot take a password.
     match eng.set_password("nobody@corp.example.com", pw1, false) {
         Err(EngineError::Writeback(WritebackError::IdentityNotFound(_))) => {}
@@ -573,7 +584,7 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
         other => panic!("a too short password is refused by the DC: {other:?}"),
     }
     let hist = serde_json::to_string(&eng.history(50).expect("history")).expect("json");
-    for pw in [pw1, pw2, too_short] {
+    for pw in [pw1, pw2, pw2b, too_short] {
         assert!(!hist.contains(pw), "a password is in the run history");
     }
     assert!(hist.contains("SetPassword"));
