@@ -289,7 +289,9 @@ function Sync-DirSyncObject {
     .EXAMPLE
     Sync-DirSyncObject -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example'
     .EXAMPLE
-    (Sync-DirSyncObject -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example').MetaverseChanges | Format-Table
+    (Sync-DirSyncObject -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example').MetaverseChanges
+    .EXAMPLE
+    (Sync-DirSyncObject -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example').exports
     .EXAMPLE
     Get-DirSyncCSObject -ConnectorName hr -Anchor 4711 | Sync-DirSyncObject -Commit
     #>
@@ -312,8 +314,9 @@ function Sync-DirSyncObject {
         $r | Add-Member -NotePropertyName DistinguishedName -NotePropertyValue $r.object.dn
         $r | Add-Member -NotePropertyName Action -NotePropertyValue $r.link.action
         $r | Add-Member -NotePropertyName MetaverseChanges -NotePropertyValue $mvChanges
-        $r | Add-Member -NotePropertyName Exports -NotePropertyValue @($r.exports | Add-DirSyncTypeName -TypeName 'DirSync.ExportPreview')
-        $r | Add-Member -NotePropertyName InboundRules -NotePropertyValue @($r.inbound_rules | Add-DirSyncTypeName -TypeName 'DirSync.RuleEvaluation')
+        # Typed in place (PowerShell names are case-insensitive: 'Exports' would clash with 'exports').
+        $null = $r.exports | Add-DirSyncTypeName -TypeName 'DirSync.ExportPreview'
+        $null = $r.inbound_rules | Add-DirSyncTypeName -TypeName 'DirSync.RuleEvaluation'
         $r | Add-DirSyncTypeName -TypeName 'DirSync.ObjectSyncResult'
     }
 }

@@ -76,11 +76,13 @@ Describe 'DirSync module' {
         $r.PSObject.TypeNames[0] | Should -Be 'DirSync.ObjectSyncResult'
         $r.Action | Should -Be 'stay'
         $r.committed | Should -BeFalse
-        $r.InboundRules[0].rule | Should -Be 'user in'
+        $r.inbound_rules[0].rule | Should -Be 'user in'
+        $r.inbound_rules[0].PSObject.TypeNames[0] | Should -Be 'DirSync.RuleEvaluation'
         (Sync-DirSyncObject -ConnectorName src -DistinguishedName 'uid=bob,ou=People,dc=corp' -Commit -WhatIf).committed | Should -BeFalse
         (Sync-DirSyncObject -ConnectorName src -Anchor '00000000-0000-4000-8000-00000000000b' -Commit -Confirm:$false).committed | Should -BeTrue
         $out = Sync-DirSyncObject -ConnectorName src -DistinguishedName 'uid=carol,ou=gone,dc=corp'
-        $out.InboundRules[0].in_scope | Should -BeFalse
+        $out.inbound_rules[0].in_scope | Should -BeFalse
+        $out.Action | Should -Be 'none'
         { Sync-DirSyncObject -ConnectorName src -DistinguishedName 'uid=nobody,dc=corp' } | Should -Throw -ErrorId 'DIRSYNC_E_NOT_FOUND*'
     }
 
