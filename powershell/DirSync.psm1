@@ -660,7 +660,8 @@ function Set-DirSyncScheduler {
     $request = @{}
     if ($null -ne $CustomizedSyncCycleInterval) { $request.interval_seconds = [long][math]::Floor($CustomizedSyncCycleInterval.TotalSeconds) }
     if ($null -ne $SyncCycleEnabled) { $request.sync_cycle_enabled = [bool]$SyncCycleEnabled }
-    if ($NextSyncCyclePolicyType) { $request.next_cycle_policy = $NextSyncCyclePolicyType }
+    # ValidateSet accepts any case; the library takes the exact names.
+    if ($NextSyncCyclePolicyType) { $request.next_cycle_policy = $(if ($NextSyncCyclePolicyType -eq 'Initial') { 'Initial' } else { 'Delta' }) }
     if ($null -ne $NextSyncCycleStartTimeInUTC) { $request.next_cycle_start_utc = $NextSyncCycleStartTimeInUTC.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [Globalization.CultureInfo]::InvariantCulture) }
     if ($null -ne $SchedulerSuspended) { $request.suspended = [bool]$SchedulerSuspended }
     if ($null -ne $StagingModeEnabled) { $request.staging_mode = [bool]$StagingModeEnabled }

@@ -93,7 +93,8 @@ Describe 'DirSync module' {
         $s = Set-DirSyncScheduler -CustomizedSyncCycleInterval (New-TimeSpan -Minutes 40) -SchedulerSuspended $true -NextSyncCyclePolicyType Initial -Confirm:$false
         $s.CustomizedSyncCycleInterval.TotalMinutes | Should -Be 40
         (Get-DirSyncScheduler).SchedulerSuspended | Should -BeTrue
-        (Get-DirSyncScheduler).NextSyncCyclePolicyType | Should -Be 'Initial'
+        (Get-DirSyncScheduler).NextSyncCyclePolicyType | Should -BeExactly 'Initial'
+        (Set-DirSyncScheduler -NextSyncCyclePolicyType initial -Confirm:$false).NextSyncCyclePolicyType | Should -BeExactly 'Initial'
         Set-DirSyncScheduler -SchedulerSuspended $false -WhatIf
         (Get-DirSyncScheduler).SchedulerSuspended | Should -BeTrue
         { Set-DirSyncScheduler -CustomizedSyncCycleInterval ([timespan]::Zero) -Confirm:$false } | Should -Throw -ErrorId 'DIRSYNC_E_INVALID_ARGUMENT*'
