@@ -244,7 +244,6 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
         return;
     }
     let dc = Samba::shared();
-    extend_schema(dc);
     let ou = dc.fresh_ou("Writeback");
     let people = format!("OU=People,{ou}");
     let wb_ou = format!("OU=Cloud Groups,{ou}");
@@ -303,6 +302,35 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
         deletion_threshold_count: 500,
     };
     std::fs::write(d.join("dirsync.toml"), ad_to_entra_config(&opts)).expect("config");
+    // Samba provisions the Windows Server 2012 R2 schema: `dirsync check-rules` names the
+    // Exchange hybrid attribute it lacks (the admin disables that rule, or extends the schema).
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+            .arg("--config")
+            .arg(d.join("dirsync.toml"))
+            .arg("check-rules")
+            .output()
+            .expect("cli");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let before = check();
+    println!("check-rules on the 2012 R2 schema:\n{before}");
+    assert!(
+        before.lines().any(
+            |l| l.contains("warning rule 'Out to AD - User Exchange Hybrid'")
+                && l.contains("'msDS-ExternalDirectoryObjectId' is not in the schema")
+        ),
+        "{before}"
+    );
+    extend_schema(dc);
+    let after = check();
+    assert!(!after.contains("msDS-ExternalDirectoryObjectId"), "{after}");
     let run = RunOptions::default();
     let mut eng = open(d);
 
