@@ -41,7 +41,7 @@ typedef enum DirSyncStatus {
   DIRSYNC_E_NOT_FOUND = -14,
   // The operation was cancelled (`dirsync_engine_cancel`).
   DIRSYNC_E_CANCELLED = -15,
-  // The operation is not supported by this build (a feature not built yet).
+  // The operation is not supported for this connector type (or by this build).
   DIRSYNC_E_NOT_SUPPORTED = -16,
   // An internal error (a caught panic): a bug in dirsync.
   DIRSYNC_E_INTERNAL = -99,
@@ -252,7 +252,12 @@ enum DirSyncStatus dirsync_deletion_threshold_set_w(const struct DirSyncEngine *
                                                     const uint16_t *request,
                                                     uint16_t **out);
 
-// The scheduler settings. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// The effective scheduler settings (Get-ADSyncScheduler): the configuration's `[scheduler]`
+// defaults with the admin's changes. Request: `{}`. Result: `{"sync_cycle_enabled",
+// "interval_seconds","suspended","staging_mode","next_cycle_policy":"Delta"|"Initial",
+// "next_cycle_start_utc","purge_run_history_days","maintenance_enabled",
+// "full_import_interval_hours","connector_overrides":{"name":{"full_import_required",
+// "full_sync_required","full_import_interval_hours"}}}`.
 // `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
 enum DirSyncStatus dirsync_scheduler_get(const struct DirSyncEngine *engine,
                                          const char *request,
@@ -263,7 +268,12 @@ enum DirSyncStatus dirsync_scheduler_get_w(const struct DirSyncEngine *engine,
                                            const uint16_t *request,
                                            uint16_t **out);
 
-// Changes the scheduler settings. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// Changes the scheduler settings (Set-ADSyncScheduler, Set-ADSyncSchedulerConnectorOverride).
+// Request: any keys of the get result (absent keys stay as they are, `null` clears
+// `next_cycle_start_utc`), e.g. `{"suspended":true}` or
+// `{"connector_overrides":{"ad":{"full_sync_required":true}}}`; unknown keys or connectors and
+// out-of-range values are errors. Stored next to the state, so a running `dirsync serve`
+// picks it up before its next cycle. Result: the new settings, as the get call.
 // `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
 enum DirSyncStatus dirsync_scheduler_set(const struct DirSyncEngine *engine,
                                          const char *request,
@@ -274,7 +284,11 @@ enum DirSyncStatus dirsync_scheduler_set_w(const struct DirSyncEngine *engine,
                                            const uint16_t *request,
                                            uint16_t **out);
 
-// Runs the writeback flows. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// Runs the writeback flows (cloud to Active Directory): imports and synchronizes the cloud
+// (`graph`) connectors, checks the deletion threshold, exports to the Active Directory (`ad`)
+// connectors only. Request: `{"dry_run":false,"confirm_deletes":false,"allow_empty_import":false}`.
+// Result: `{"dry_run","runs":[run records]}`. Reports progress and can be cancelled.
+// Without a cloud and an AD connector: `DIRSYNC_E_CONFIG` (details kind `WritebackNotConfigured`).
 // `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
 enum DirSyncStatus dirsync_writeback(const struct DirSyncEngine *engine,
                                      const char *request,
@@ -285,9 +299,11 @@ enum DirSyncStatus dirsync_writeback_w(const struct DirSyncEngine *engine,
                                        const uint16_t *request,
                                        uint16_t **out);
 
-// Sets the password of an object through an Active Directory connector (`unicodePwd`, needs LDAPS).
-// Request: `{"connector":"corp","dn":"CN=...","password":"..."}`. Result: `{"connector","dn","result":"success"}`.
-// Other connector types: `DIRSYNC_E_NOT_SUPPORTED`.
+// Sets the Active Directory password of a user (`unicodePwd`, needs LDAPS or StartTLS; with
+// `must_change`, `pwdLastSet` = 0). Request: `{"identity":"alice@corp.example.com","password":"...","must_change":false}`
+// (`identity`: user principal name, DN in any connector space or metaverse id), or
+// `{"connector":"corp","dn":"CN=...","password":"..."}`. Result: `{"connector","dn","mv_id","must_change","run_id"}`.
+// The password is never logged, stored or put into an error. Non-AD connectors: `DIRSYNC_E_NOT_SUPPORTED`.
 // `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
 enum DirSyncStatus dirsync_set_password(const struct DirSyncEngine *engine,
                                         const char *request,
@@ -298,7 +314,15 @@ enum DirSyncStatus dirsync_set_password_w(const struct DirSyncEngine *engine,
                                           const uint16_t *request,
                                           uint16_t **out);
 
-// Previews (or commits) the sync of one object. Not built yet: returns `DIRSYNC_E_NOT_SUPPORTED`.
+// Synchronizes one connector-space object (Sync-ADSyncCSObject) through the real sync code
+// path in one transaction and reports every decision; rolled back (preview) unless `commit`.
+// Nothing is exported. Request: `{"connector":"ad","dn":"..."}` or `"anchor"` instead of `"dn"`,
+// optional `"commit":true`. Result: `{"committed","connector","object":{cs object},
+// "inbound_rules":[{"rule","precedence","link_type","target_type","applies","in_scope","group","reason"}],
+// "link":{"action":"join"|"project"|"stay"|"disconnect"|"delete"|"none","rule","link","mv_before","mv_after","reason"},
+// "metaverse":{"id","object_type","outcome","changes":[{"attribute","old","new","rule","connector"}],"attributes"},
+// "exports":[{"connector","dn","link","before","after","changed"}],"counters","errors"}`;
+// `before`/`after` are pending exports as in the plan (`operation` add, update, rename, delete).
 // `request` is UTF-8 JSON; on success `*out` is UTF-8 JSON to free with `dirsync_string_free`.
 enum DirSyncStatus dirsync_sync_object(const struct DirSyncEngine *engine,
                                        const char *request,

@@ -26,6 +26,8 @@
         'Set-DirSyncPassword',
         'Get-DirSyncScheduler',
         'Set-DirSyncScheduler',
+        'Get-DirSyncSchedulerConnectorOverride',
+        'Set-DirSyncSchedulerConnectorOverride',
         'Get-DirSyncDeletionThreshold',
         'Set-DirSyncDeletionThreshold',
         'ConvertTo-DirSyncImmutableId',

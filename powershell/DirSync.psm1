@@ -76,7 +76,10 @@ function Invoke-DirSyncNative {
         [Parameter(Mandatory)] $Cmdlet,
         [Parameter(Mandatory)] [string] $Operation,
         [hashtable] $Request,
-        [switch] $Long
+        [switch] $Long,
+        # What error records name as their target (defaults to the request; callers whose
+        # request holds a secret pass something else).
+        [object] $Target = $Request
     )
     Assert-DirSyncConnected -Cmdlet $Cmdlet
     $json = ConvertTo-DirSyncRequest -Request $Request
@@ -113,12 +116,12 @@ function Invoke-DirSyncNative {
         }
     }
     catch [DirSync.DirSyncException] {
-        $Cmdlet.ThrowTerminatingError((New-DirSyncErrorRecord -Exception $_.Exception -Target $Request))
+        $Cmdlet.ThrowTerminatingError((New-DirSyncErrorRecord -Exception $_.Exception -Target $Target))
     }
     catch [System.AggregateException] {
         $inner = $_.Exception.InnerException
         if ($inner -is [DirSync.DirSyncException]) {
-            $Cmdlet.ThrowTerminatingError((New-DirSyncErrorRecord -Exception $inner -Target $Request))
+            $Cmdlet.ThrowTerminatingError((New-DirSyncErrorRecord -Exception $inner -Target $Target))
         }
         throw
     }
@@ -267,21 +270,54 @@ function Invoke-DirSyncRunProfile {
 function Sync-DirSyncObject {
     <#
     .SYNOPSIS
-    Previews the synchronization of one object; -Commit applies it.
+    Previews the synchronization of one connector-space object; -Commit applies it.
     .DESCRIPTION
-    Not supported by this dirsync build yet: the call returns a NotImplemented error.
+    Runs the real synchronization of one object (like Sync-ADSyncCSObject): the inbound rules
+    of its connector and whether each has it in scope, the join or projection decision, the
+    metaverse attribute changes with the rule that contributed each value, and per target
+    connector the export it would get (add, update, rename or delete with attribute changes).
+    Without -Commit nothing is kept. With -Commit (ShouldProcess) the result is stored and the
+    exports become pending; nothing is exported until the next export run.
+    .PARAMETER ConnectorName
+    The object's connector (pipeline input by property name).
+    .PARAMETER DistinguishedName
+    The object's DN in the connector space.
+    .PARAMETER Anchor
+    The object's anchor instead of its DN.
+    .PARAMETER Commit
+    Store the result (asks for confirmation under -Confirm; -WhatIf only previews).
     .EXAMPLE
     Sync-DirSyncObject -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example'
+    .EXAMPLE
+    (Sync-DirSyncObject -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example').MetaverseChanges
+    .EXAMPLE
+    (Sync-DirSyncObject -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example').exports
+    .EXAMPLE
+    Get-DirSyncCSObject -ConnectorName hr -Anchor 4711 | Sync-DirSyncObject -Commit
     #>
-    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium', DefaultParameterSetName = 'Dn')]
+    [OutputType('DirSync.ObjectSyncResult')]
     param(
-        [Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('Connector')] [string] $ConnectorName,
-        [Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('DN')] [string] $DistinguishedName,
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)] [Alias('Connector')] [string] $ConnectorName,
+        [Parameter(Mandatory, Position = 1, ParameterSetName = 'Dn', ValueFromPipelineByPropertyName)] [Alias('DN')] [string] $DistinguishedName,
+        [Parameter(Mandatory, ParameterSetName = 'Anchor', ValueFromPipelineByPropertyName)] [string] $Anchor,
         [switch] $Commit
     )
     process {
-        $commitIt = $Commit -and $PSCmdlet.ShouldProcess($DistinguishedName, 'Synchronize and commit')
-        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'sync_object' -Request @{ connector = $ConnectorName; dn = $DistinguishedName; commit = [bool]$commitIt }
+        $name = if ($PSCmdlet.ParameterSetName -eq 'Dn') { $DistinguishedName } else { $Anchor }
+        $commitIt = $Commit -and $PSCmdlet.ShouldProcess("$ConnectorName`: $name", 'Synchronize and commit')
+        $request = @{ connector = $ConnectorName; commit = [bool]$commitIt }
+        if ($PSCmdlet.ParameterSetName -eq 'Dn') { $request.dn = $DistinguishedName } else { $request.anchor = $Anchor }
+        $r = Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'sync_object' -Request $request
+        $mvChanges = @()
+        if ($null -ne $r.metaverse) { $mvChanges = @($r.metaverse.changes | Add-DirSyncTypeName -TypeName 'DirSync.MVAttributeChange') }
+        $r | Add-Member -NotePropertyName DistinguishedName -NotePropertyValue $r.object.dn
+        $r | Add-Member -NotePropertyName Action -NotePropertyValue $r.link.action
+        $r | Add-Member -NotePropertyName MetaverseChanges -NotePropertyValue $mvChanges
+        # Typed in place (PowerShell names are case-insensitive: 'Exports' would clash with 'exports').
+        $null = $r.exports | Add-DirSyncTypeName -TypeName 'DirSync.ExportPreview'
+        $null = $r.inbound_rules | Add-DirSyncTypeName -TypeName 'DirSync.RuleEvaluation'
+        $r | Add-DirSyncTypeName -TypeName 'DirSync.ObjectSyncResult'
     }
 }
 
@@ -453,84 +489,268 @@ function Test-DirSyncPermission {
 function Invoke-DirSyncWriteback {
     <#
     .SYNOPSIS
-    Runs the writeback flows (cloud to on-premises).
+    Runs the writeback flows (cloud to on-premises Active Directory).
     .DESCRIPTION
-    Not supported by this dirsync build yet: the call returns a NotImplemented error.
+    Imports and synchronizes the cloud (Microsoft Graph) connectors, checks the deletion
+    threshold and exports to the Active Directory connectors only: group writeback,
+    mS-DS-ConsistencyGuid and the other writeback rules. -WhatIf runs it as a dry run (nothing
+    is written). Shows progress; Ctrl+C cancels. Needs a cloud and an AD connector.
+    .PARAMETER ConfirmDeletes
+    Export deletes above the deletion threshold (asks for confirmation).
+    .PARAMETER AllowEmptyImport
+    Accept a cloud import that returns no objects where the connector space holds some.
     .EXAMPLE
     Invoke-DirSyncWriteback -WhatIf
+    .EXAMPLE
+    Invoke-DirSyncWriteback | Format-Table ConnectorName, Profile, Result
     #>
     [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
-    param()
-    $dryRun = -not $PSCmdlet.ShouldProcess('writeback flows', 'Run')
-    Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'writeback' -Request @{ dry_run = $dryRun } -Long
+    [OutputType('DirSync.RunRecord')]
+    param(
+        [switch] $ConfirmDeletes,
+        [switch] $AllowEmptyImport
+    )
+    $dryRun = -not $PSCmdlet.ShouldProcess('Active Directory connectors', 'Write back from the cloud')
+    if ($ConfirmDeletes -and -not $dryRun) {
+        if (-not $PSCmdlet.ShouldContinue('Deletes above the deletion threshold will be written back.', 'Confirm deletes')) {
+            $ConfirmDeletes = $false
+        }
+    }
+    $request = @{ dry_run = $dryRun; confirm_deletes = [bool]$ConfirmDeletes; allow_empty_import = [bool]$AllowEmptyImport }
+    $result = Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'writeback' -Request $request -Long
+    $result.runs | Add-DirSyncTypeName -TypeName 'DirSync.RunRecord'
 }
 
 function Set-DirSyncPassword {
     <#
     .SYNOPSIS
-    Sets the password of an object in a connected directory.
+    Sets the Active Directory password of a user.
     .DESCRIPTION
-    The password is taken as a SecureString and only decoded for the native call. Works through
-    Active Directory connectors (unicodePwd over LDAPS); other connector types return a
-    NotImplemented error.
+    Finds the AD user behind an identity (user principal name, a DN in any connector space or a
+    metaverse id; or an AD connector and DN) and writes unicodePwd over LDAPS or StartTLS.
+    The password is taken as a SecureString, decoded only for the native call and never shown
+    in errors, verbose output or the run history.
+    .PARAMETER Identity
+    User principal name, DN or metaverse id (pipeline input by property name: UserPrincipalName).
+    .PARAMETER ConnectorName
+    An Active Directory connector, with -DistinguishedName.
+    .PARAMETER DistinguishedName
+    The user's DN in that connector.
+    .PARAMETER Password
+    The new password.
+    .PARAMETER MustChangePassword
+    The user must change the password at the next logon (pwdLastSet = 0).
     .EXAMPLE
-    Set-DirSyncPassword -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example' -Password (Read-Host -AsSecureString)
+    Set-DirSyncPassword -Identity alice@corp.example.com -Password (Read-Host -AsSecureString) -MustChangePassword
+    .EXAMPLE
+    Set-DirSyncPassword -ConnectorName corp -DistinguishedName 'CN=Alice,OU=People,DC=corp,DC=example' -Password $secure
     #>
-    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'High')]
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'High', DefaultParameterSetName = 'Identity')]
     param(
-        [Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('Connector')] [string] $ConnectorName,
-        [Parameter(Mandatory, ValueFromPipelineByPropertyName)] [Alias('DN')] [string] $DistinguishedName,
-        [Parameter(Mandatory)] [System.Security.SecureString] $Password
+        [Parameter(Mandatory, Position = 0, ParameterSetName = 'Identity', ValueFromPipelineByPropertyName)] [Alias('UserPrincipalName')] [string] $Identity,
+        [Parameter(Mandatory, ParameterSetName = 'Dn', ValueFromPipelineByPropertyName)] [Alias('Connector')] [string] $ConnectorName,
+        [Parameter(Mandatory, ParameterSetName = 'Dn', ValueFromPipelineByPropertyName)] [Alias('DN')] [string] $DistinguishedName,
+        [Parameter(Mandatory)] [System.Security.SecureString] $Password,
+        [switch] $MustChangePassword
     )
     process {
-        if (-not $PSCmdlet.ShouldProcess($DistinguishedName, 'Set password')) { return }
+        $target = if ($PSCmdlet.ParameterSetName -eq 'Identity') { $Identity } else { "$ConnectorName`: $DistinguishedName" }
+        if (-not $PSCmdlet.ShouldProcess($target, 'Set password')) { return }
         $bstr = [System.Runtime.InteropServices.Marshal]::SecureStringToBSTR($Password)
+        $request = $null
         try {
-            $plain = [System.Runtime.InteropServices.Marshal]::PtrToStringBSTR($bstr)
-            Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'set_password' -Request @{ connector = $ConnectorName; dn = $DistinguishedName; password = $plain }
+            $request = @{ password = [System.Runtime.InteropServices.Marshal]::PtrToStringBSTR($bstr); must_change = [bool]$MustChangePassword }
+            if ($PSCmdlet.ParameterSetName -eq 'Identity') { $request.identity = $Identity }
+            else { $request.connector = $ConnectorName; $request.dn = $DistinguishedName }
+            # Errors name the user, never the request (it holds the password).
+            Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'set_password' -Request $request -Target $target | Add-DirSyncTypeName -TypeName 'DirSync.PasswordResult'
         }
         finally {
             [System.Runtime.InteropServices.Marshal]::ZeroFreeBSTR($bstr)
-            $plain = $null
+            if ($null -ne $request) { $request.Clear() }
+            $request = $null
         }
     }
+}
+
+function ConvertTo-DirSyncSchedulerObject {
+    param([Parameter(Mandatory)] $Settings)
+    # ConvertFrom-Json in PowerShell 7 already turns ISO 8601 text into a DateTime.
+    $start = $null
+    $when = $Settings.next_cycle_start_utc
+    if ($when -is [datetime]) { $start = $when.ToUniversalTime() }
+    elseif ($when) { $start = [datetime]::Parse([string]$when, [Globalization.CultureInfo]::InvariantCulture, [Globalization.DateTimeStyles]::AdjustToUniversal) }
+    $o = [pscustomobject]@{
+        SyncCycleEnabled            = [bool]$Settings.sync_cycle_enabled
+        CustomizedSyncCycleInterval = [timespan]::FromSeconds([double]$Settings.interval_seconds)
+        NextSyncCyclePolicyType     = [string]$Settings.next_cycle_policy
+        NextSyncCycleStartTimeInUTC = $start
+        SchedulerSuspended          = [bool]$Settings.suspended
+        StagingModeEnabled          = [bool]$Settings.staging_mode
+        PurgeRunHistoryInterval     = [timespan]::FromDays([double]$Settings.purge_run_history_days)
+        MaintenanceEnabled          = [bool]$Settings.maintenance_enabled
+        FullImportIntervalHours     = [long]$Settings.full_import_interval_hours
+        ConnectorOverrides          = $Settings.connector_overrides
+    }
+    $o.PSObject.TypeNames.Insert(0, 'DirSync.SchedulerSettings')
+    return $o
 }
 
 function Get-DirSyncScheduler {
     <#
     .SYNOPSIS
-    Gets the scheduler settings.
+    Gets the scheduler settings (as Get-ADSyncScheduler).
     .DESCRIPTION
-    Not supported by this dirsync build yet: the call returns a NotImplemented error.
+    The configuration's [scheduler] defaults with the changes made by Set-DirSyncScheduler
+    (kept next to the state; a running 'dirsync serve' reads them before each cycle).
     .EXAMPLE
     Get-DirSyncScheduler
+    .EXAMPLE
+    (Get-DirSyncScheduler).CustomizedSyncCycleInterval.TotalMinutes
     #>
     [CmdletBinding()]
+    [OutputType('DirSync.SchedulerSettings')]
     param()
-    Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'scheduler_get' -Request @{}
+    $settings = Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'scheduler_get' -Request @{}
+    ConvertTo-DirSyncSchedulerObject -Settings $settings
 }
 
 function Set-DirSyncScheduler {
     <#
     .SYNOPSIS
-    Changes the scheduler settings.
+    Changes the scheduler settings (as Set-ADSyncScheduler).
     .DESCRIPTION
-    Not supported by this dirsync build yet: the call returns a NotImplemented error.
+    Only the parameters given change. The settings are kept next to the state, so they apply
+    to a running 'dirsync serve' before its next cycle.
+    .PARAMETER CustomizedSyncCycleInterval
+    Time between cycle starts (at least one second).
+    .PARAMETER SyncCycleEnabled
+    Run cycles at all.
+    .PARAMETER NextSyncCyclePolicyType
+    Delta or Initial for the next cycle (Initial runs once, then Delta again).
+    .PARAMETER NextSyncCycleStartTimeInUTC
+    When the next cycle starts (converted to UTC).
+    .PARAMETER SchedulerSuspended
+    Suspend the scheduler: no new cycle starts.
+    .PARAMETER StagingModeEnabled
+    Import and synchronize, export nothing.
+    .PARAMETER PurgeRunHistoryInterval
+    How long run history is kept (whole days, at least one).
+    .PARAMETER MaintenanceEnabled
+    Purge the run history after cycles.
     .EXAMPLE
-    Set-DirSyncScheduler -SyncCycleEnabled $false
+    Set-DirSyncScheduler -CustomizedSyncCycleInterval (New-TimeSpan -Minutes 40)
+    .EXAMPLE
+    Set-DirSyncScheduler -SchedulerSuspended $true
+    .EXAMPLE
+    Set-DirSyncScheduler -NextSyncCyclePolicyType Initial -StagingModeEnabled $false
     #>
     [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    [OutputType('DirSync.SchedulerSettings')]
     param(
-        [Nullable[bool]] $SyncCycleEnabled,
         [Nullable[timespan]] $CustomizedSyncCycleInterval,
-        [ValidateSet('Delta', 'Initial')] [string] $NextSyncCyclePolicyType
+        [Nullable[bool]] $SyncCycleEnabled,
+        [ValidateSet('Delta', 'Initial')] [string] $NextSyncCyclePolicyType,
+        [Nullable[datetime]] $NextSyncCycleStartTimeInUTC,
+        [Nullable[bool]] $SchedulerSuspended,
+        [Nullable[bool]] $StagingModeEnabled,
+        [Nullable[timespan]] $PurgeRunHistoryInterval,
+        [Nullable[bool]] $MaintenanceEnabled
     )
     $request = @{}
-    if ($null -ne $SyncCycleEnabled) { $request.enabled = [bool]$SyncCycleEnabled }
-    if ($null -ne $CustomizedSyncCycleInterval) { $request.interval_seconds = [long]$CustomizedSyncCycleInterval.TotalSeconds }
-    if ($NextSyncCyclePolicyType) { $request.next_policy = $NextSyncCyclePolicyType }
-    if ($PSCmdlet.ShouldProcess('scheduler', 'Set')) {
-        Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'scheduler_set' -Request $request
+    if ($null -ne $CustomizedSyncCycleInterval) { $request.interval_seconds = [long][math]::Floor($CustomizedSyncCycleInterval.TotalSeconds) }
+    if ($null -ne $SyncCycleEnabled) { $request.sync_cycle_enabled = [bool]$SyncCycleEnabled }
+    # ValidateSet accepts any case; the library takes the exact names.
+    if ($NextSyncCyclePolicyType) { $request.next_cycle_policy = $(if ($NextSyncCyclePolicyType -eq 'Initial') { 'Initial' } else { 'Delta' }) }
+    if ($null -ne $NextSyncCycleStartTimeInUTC) { $request.next_cycle_start_utc = $NextSyncCycleStartTimeInUTC.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [Globalization.CultureInfo]::InvariantCulture) }
+    if ($null -ne $SchedulerSuspended) { $request.suspended = [bool]$SchedulerSuspended }
+    if ($null -ne $StagingModeEnabled) { $request.staging_mode = [bool]$StagingModeEnabled }
+    if ($null -ne $PurgeRunHistoryInterval) { $request.purge_run_history_days = [long][math]::Floor($PurgeRunHistoryInterval.TotalDays) }
+    if ($null -ne $MaintenanceEnabled) { $request.maintenance_enabled = [bool]$MaintenanceEnabled }
+    if ($request.Count -eq 0) {
+        Write-Warning 'No setting given: nothing changes.'
+    }
+    if ($PSCmdlet.ShouldProcess('scheduler', 'Set ' + (($request.Keys | Sort-Object) -join ', '))) {
+        $settings = Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'scheduler_set' -Request $request
+        ConvertTo-DirSyncSchedulerObject -Settings $settings
+    }
+}
+
+function ConvertTo-DirSyncConnectorOverrideObject {
+    param([Parameter(Mandatory)] [string] $ConnectorName, $Override)
+    $o = [pscustomobject]@{
+        ConnectorName           = $ConnectorName
+        FullImportRequired      = ($null -ne $Override -and [bool]$Override.full_import_required)
+        FullSyncRequired        = ($null -ne $Override -and [bool]$Override.full_sync_required)
+        FullImportIntervalHours = $(if ($null -ne $Override) { $Override.full_import_interval_hours } else { $null })
+    }
+    $o.PSObject.TypeNames.Insert(0, 'DirSync.SchedulerConnectorOverride')
+    return $o
+}
+
+function Get-DirSyncSchedulerConnectorOverride {
+    <#
+    .SYNOPSIS
+    Gets the per-connector scheduler overrides (as Get-ADSyncSchedulerConnectorOverride).
+    .PARAMETER ConnectorName
+    Only this connector (pipeline input by property name); without it every connector with an override.
+    .EXAMPLE
+    Get-DirSyncSchedulerConnectorOverride -ConnectorName corp.example.com
+    .EXAMPLE
+    Get-DirSyncConnector | Get-DirSyncSchedulerConnectorOverride
+    #>
+    [CmdletBinding()]
+    [OutputType('DirSync.SchedulerConnectorOverride')]
+    param([Parameter(Position = 0, ValueFromPipelineByPropertyName)] [Alias('Name', 'Connector')] [string] $ConnectorName)
+    process {
+        $settings = Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'scheduler_get' -Request @{}
+        $overrides = $settings.connector_overrides
+        if ($ConnectorName) {
+            $o = $null
+            if ($null -ne $overrides -and $overrides.PSObject.Properties[$ConnectorName]) { $o = $overrides.$ConnectorName }
+            ConvertTo-DirSyncConnectorOverrideObject -ConnectorName $ConnectorName -Override $o
+        }
+        elseif ($null -ne $overrides) {
+            foreach ($p in $overrides.PSObject.Properties) { ConvertTo-DirSyncConnectorOverrideObject -ConnectorName $p.Name -Override $p.Value }
+        }
+    }
+}
+
+function Set-DirSyncSchedulerConnectorOverride {
+    <#
+    .SYNOPSIS
+    Requires a full import or full sync of a connector on the next cycle (as Set-ADSyncSchedulerConnectorOverride).
+    .PARAMETER ConnectorName
+    The connector (pipeline input by property name).
+    .PARAMETER FullImportRequired
+    The next cycle runs a full import on this connector.
+    .PARAMETER FullSyncRequired
+    The next cycle runs a full sync on this connector.
+    .PARAMETER FullImportIntervalHours
+    Scheduled full reconciliation of this connector in hours (0: never).
+    .EXAMPLE
+    Set-DirSyncSchedulerConnectorOverride -ConnectorName corp.example.com -FullSyncRequired $true
+    .EXAMPLE
+    Get-DirSyncConnector -Name hr | Set-DirSyncSchedulerConnectorOverride -FullImportRequired $true -FullSyncRequired $true
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    [OutputType('DirSync.SchedulerConnectorOverride')]
+    param(
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)] [Alias('Name', 'Connector')] [string] $ConnectorName,
+        [Nullable[bool]] $FullImportRequired,
+        [Nullable[bool]] $FullSyncRequired,
+        [Nullable[long]] $FullImportIntervalHours
+    )
+    process {
+        $o = @{}
+        if ($null -ne $FullImportRequired) { $o.full_import_required = [bool]$FullImportRequired }
+        if ($null -ne $FullSyncRequired) { $o.full_sync_required = [bool]$FullSyncRequired }
+        if ($null -ne $FullImportIntervalHours) { $o.full_import_interval_hours = $FullImportIntervalHours }
+        if (-not $PSCmdlet.ShouldProcess($ConnectorName, 'Set scheduler override ' + (($o.Keys | Sort-Object) -join ', '))) { return }
+        $settings = Invoke-DirSyncNative -Cmdlet $PSCmdlet -Operation 'scheduler_set' -Request @{ connector_overrides = @{ $ConnectorName = $o } }
+        $override = $null
+        if ($null -ne $settings.connector_overrides -and $settings.connector_overrides.PSObject.Properties[$ConnectorName]) { $override = $settings.connector_overrides.$ConnectorName }
+        ConvertTo-DirSyncConnectorOverrideObject -ConnectorName $ConnectorName -Override $override
     }
 }
 
@@ -721,6 +941,7 @@ Export-ModuleMember -Function @(
     'Get-DirSyncPendingExport', 'Get-DirSyncRunHistory', 'Get-DirSyncConnector', 'Get-DirSyncRule',
     'Get-DirSyncCSObject', 'Get-DirSyncMVObject', 'Sync-DirSyncObject', 'Test-DirSyncFilter',
     'Invoke-DirSyncWriteback', 'Set-DirSyncPassword', 'Get-DirSyncScheduler', 'Set-DirSyncScheduler',
+    'Get-DirSyncSchedulerConnectorOverride', 'Set-DirSyncSchedulerConnectorOverride',
     'Get-DirSyncDeletionThreshold', 'Set-DirSyncDeletionThreshold', 'ConvertTo-DirSyncImmutableId',
     'ConvertFrom-DirSyncImmutableId', 'Test-DirSyncPermission', 'Import-DirSyncObject',
     'Select-DirSyncObject', 'Convert-DirSyncObject', 'Export-DirSyncObject'

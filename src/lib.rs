@@ -13,4 +13,6 @@ pub mod expr;
 pub mod ffi;
 pub mod model;
 pub mod rules;
+pub mod scheduler;
 pub mod store;
+pub mod templates;

@@ -197,3 +197,129 @@ pub fn header_functions(header: &str) -> Vec<String> {
     }
     out
 }
+
+/// Calls a handle function's UTF-8 form; returns the status and the result or last-error JSON.
+fn call8(
+    f: unsafe extern "C" fn(
+        *const dirsync::ffi::DirSyncEngine,
+        *const std::ffi::c_char,
+        *mut *mut std::ffi::c_char,
+    ) -> dirsync::ffi::DirSyncStatus,
+    h: *const dirsync::ffi::DirSyncEngine,
+    request: &str,
+) -> (dirsync::ffi::DirSyncStatus, serde_json::Value) {
+    use dirsync::ffi::*;
+    let req = std::ffi::CString::new(request).expect("request");
+    let mut out = std::ptr::null_mut();
+    // SAFETY: a live handle, a NUL-terminated request and an output pointer.
+    let status = unsafe { f(h, req.as_ptr(), &mut out) };
+    if status != DirSyncStatus::DIRSYNC_OK {
+        // SAFETY: as above.
+        unsafe { dirsync_last_error(&mut out) };
+    }
+    // SAFETY: `out` is a string this library returned.
+    let text = unsafe { std::ffi::CStr::from_ptr(out) }
+        .to_str()
+        .expect("UTF-8")
+        .to_string();
+    unsafe { dirsync_string_free(out) };
+    (status, serde_json::from_str(&text).expect("JSON"))
+}
+
+#[test]
+fn writeback_through_the_abi_with_the_tenant_emulator() {
+    use dirsync::emulator::{
+        DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, Emulator, EmulatorConfig,
+        ObjectKind,
+    };
+    use dirsync::ffi::*;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cloud = rt
+        .block_on(Emulator::start(EmulatorConfig::default()))
+        .expect("emulator");
+    cloud
+        .seed(
+            ObjectKind::User,
+            serde_json::json!({"displayName": "Zoë", "userPrincipalName": "zoe@contoso.example",
+                               "accountEnabled": true}),
+        )
+        .expect("seed user");
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::write(d.path().join("secret.txt"), DEFAULT_CLIENT_SECRET).expect("secret");
+    // A cloud connector on the emulator and an AD connector whose DC does not answer: the
+    // cloud side runs, the AD export has nothing to write (no writeback rules here).
+    let config = serde_json::json!({
+        "state": {"path": d.path().join("state.db")},
+        "connectors": [
+            {"name": "aad", "type": "graph", "settings": {
+                "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID,
+                "client_secret_file": d.path().join("secret.txt"),
+                "authority": cloud.base_url(), "graph_url": cloud.graph_url(),
+                "object_types": ["user", "group"]}},
+            {"name": "corp", "type": "ad", "settings": {
+                "connection": {"url": "ldaps://127.0.0.1:1", "connect_attempts": 1}}}
+        ]
+    });
+    let c = std::ffi::CString::new(config.to_string()).expect("config");
+    let mut h = std::ptr::null_mut();
+    // SAFETY: a NUL-terminated configuration and an output pointer.
+    let s = unsafe { dirsync_engine_open(c.as_ptr(), &mut h) };
+    assert_eq!(s, DirSyncStatus::DIRSYNC_OK);
+
+    let (s, res) = call8(dirsync_writeback, h, r#"{"dry_run":true}"#);
+    assert_eq!(s, DirSyncStatus::DIRSYNC_OK, "{res}");
+    assert_eq!(res["dry_run"], true);
+    let steps: Vec<(String, String, String)> = res["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| {
+            (
+                r["connector"].as_str().unwrap_or_default().to_string(),
+                r["profile"].as_str().unwrap_or_default().to_string(),
+                r["result"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("aad".into(), "FullImport".into(), "success".into()),
+            ("aad".into(), "FullSync".into(), "success".into()),
+            ("corp".into(), "Export".into(), "success".into()),
+        ]
+    );
+    assert_eq!(res["runs"][0]["counters"]["adds"], 1, "{res}");
+    // The run history has the writeback run with its steps.
+    let (s, hist) = call8(dirsync_history, h, r#"{"limit":10}"#);
+    assert_eq!(s, DirSyncStatus::DIRSYNC_OK);
+    assert!(
+        hist.as_array()
+            .expect("history")
+            .iter()
+            .any(|r| r["profile"] == "Writeback"),
+        "{hist}"
+    );
+    // Bad requests and a password for an identity that is not an AD user.
+    let (s, _) = call8(dirsync_writeback, h, r#"{"dry_run":"yes"}"#);
+    assert_eq!(s, DirSyncStatus::DIRSYNC_E_INVALID_JSON);
+    let (s, err) = call8(
+        dirsync_set_password,
+        h,
+        r#"{"identity":"zoe@contoso.example","password":"Secret-1"}"#,
+    );
+    assert_eq!(s, DirSyncStatus::DIRSYNC_E_NOT_FOUND, "{err}");
+    // Not projected to the metaverse (no rules here): no identity answers to the name.
+    assert_eq!(err["details"]["kind"], "IdentityNotFound", "{err}");
+    assert!(!err.to_string().contains("Secret-1"), "{err}");
+    // SAFETY: the handle is not used afterwards.
+    assert_eq!(
+        unsafe { dirsync_engine_close(h) },
+        DirSyncStatus::DIRSYNC_OK
+    );
+    rt.block_on(cloud.shutdown()).expect("shutdown");
+}

@@ -372,3 +372,46 @@ fn the_grammar_check_catches_broken_scripts() {
     errors(tree.root_node(), &mut errs);
     assert!(!errs.is_empty(), "a broken script parsed without errors");
 }
+
+/// The quoted strings that follow `marker` in `text` (`-TypeName 'DirSync.X'` and the like).
+fn quoted_after(text: &str, marker: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(marker) {
+        let tail = &rest[at + marker.len()..];
+        if let Some(q) = tail.strip_prefix('\'')
+            && let Some(end) = q.find('\'')
+        {
+            out.push(q[..end].to_string());
+        }
+        rest = &rest[at + marker.len()..];
+    }
+    out
+}
+
+#[test]
+fn output_types_have_views_and_operations_exist() {
+    let psm1 = read("powershell/DirSync.psm1");
+    let format = read("powershell/DirSync.Format.ps1xml");
+    let mut types = quoted_after(&psm1, "-TypeName ");
+    types.extend(quoted_after(&psm1, "TypeNames.Insert(0, "));
+    types.sort();
+    types.dedup();
+    assert!(types.len() >= 15, "{types:?}");
+    for t in &types {
+        assert!(
+            format.contains(&format!("<TypeName>{t}</TypeName>")),
+            "{t} is emitted by DirSync.psm1 but has no view in DirSync.Format.ps1xml"
+        );
+    }
+    // Every native operation the module calls is mapped to a P/Invoke in DirSync.Native.cs.
+    let cs = read("powershell/DirSync.Native.cs");
+    let ops = quoted_after(&psm1, "-Operation ");
+    assert!(ops.len() >= 20, "{ops:?}");
+    for op in ops {
+        assert!(
+            cs.contains(&format!("{{ \"{op}\", dirsync_{op}_w }}")),
+            "DirSync.psm1 calls operation '{op}', which DirSync.Native.cs does not map"
+        );
+    }
+}

@@ -2,6 +2,10 @@
 
 mod support;
 
+/// The allocator the `dirsync` binary uses, so the import benchmark measures what admins run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use dirsync::connectors::ldap::{LdapConnector, LdapSettings};
 use dirsync::connectors::{
     Connector, ConnectorError, ExportOperation, ExportOutcome, ExportRequest, ImportChange,

@@ -71,11 +71,61 @@ Describe 'DirSync module' {
         (Get-DirSyncDeletionThreshold).count | Should -Be 12
     }
 
-    It 'reports features not built yet as NotImplemented' {
-        { Get-DirSyncScheduler } | Should -Throw -ErrorId 'DIRSYNC_E_NOT_SUPPORTED*'
-        { Invoke-DirSyncWriteback -Confirm:$false } | Should -Throw -ErrorId 'DIRSYNC_E_NOT_SUPPORTED*'
-        $pw = ConvertTo-SecureString 'P@ss' -AsPlainText -Force
+    It 'previews the sync of one object and commits it only with -Commit' {
+        $r = Sync-DirSyncObject -ConnectorName src -DistinguishedName 'uid=alice,ou=People,dc=corp'
+        $r.PSObject.TypeNames[0] | Should -Be 'DirSync.ObjectSyncResult'
+        $r.Action | Should -Be 'stay'
+        $r.committed | Should -BeFalse
+        $r.inbound_rules[0].rule | Should -Be 'user in'
+        $r.inbound_rules[0].PSObject.TypeNames[0] | Should -Be 'DirSync.RuleEvaluation'
+        (Sync-DirSyncObject -ConnectorName src -DistinguishedName 'uid=bob,ou=People,dc=corp' -Commit -WhatIf).committed | Should -BeFalse
+        (Sync-DirSyncObject -ConnectorName src -Anchor '00000000-0000-4000-8000-00000000000b' -Commit -Confirm:$false).committed | Should -BeTrue
+        $out = Sync-DirSyncObject -ConnectorName src -DistinguishedName 'uid=carol,ou=gone,dc=corp'
+        $out.inbound_rules[0].in_scope | Should -BeFalse
+        $out.Action | Should -Be 'none'
+        { Sync-DirSyncObject -ConnectorName src -DistinguishedName 'uid=nobody,dc=corp' } | Should -Throw -ErrorId 'DIRSYNC_E_NOT_FOUND*'
+    }
+
+    It 'gets and sets the scheduler like Get-/Set-ADSyncScheduler' {
+        $s = Get-DirSyncScheduler
+        $s.PSObject.TypeNames[0] | Should -Be 'DirSync.SchedulerSettings'
+        $s.CustomizedSyncCycleInterval.TotalMinutes | Should -Be 30
+        $s = Set-DirSyncScheduler -CustomizedSyncCycleInterval (New-TimeSpan -Minutes 40) -SchedulerSuspended $true -NextSyncCyclePolicyType Initial -Confirm:$false
+        $s.CustomizedSyncCycleInterval.TotalMinutes | Should -Be 40
+        (Get-DirSyncScheduler).SchedulerSuspended | Should -BeTrue
+        (Get-DirSyncScheduler).NextSyncCyclePolicyType | Should -BeExactly 'Initial'
+        (Set-DirSyncScheduler -NextSyncCyclePolicyType initial -Confirm:$false).NextSyncCyclePolicyType | Should -BeExactly 'Initial'
+        Set-DirSyncScheduler -SchedulerSuspended $false -WhatIf
+        (Get-DirSyncScheduler).SchedulerSuspended | Should -BeTrue
+        { Set-DirSyncScheduler -CustomizedSyncCycleInterval ([timespan]::Zero) -Confirm:$false } | Should -Throw -ErrorId 'DIRSYNC_E_INVALID_ARGUMENT*'
+        (Set-DirSyncScheduler -SchedulerSuspended $false -NextSyncCyclePolicyType Delta -Confirm:$false).SchedulerSuspended | Should -BeFalse
+        $when = [datetime]::new(2030, 1, 2, 3, 4, 5, [DateTimeKind]::Utc)
+        (Set-DirSyncScheduler -NextSyncCycleStartTimeInUTC $when -Confirm:$false).NextSyncCycleStartTimeInUTC | Should -Be $when
+        (Set-DirSyncScheduler -PurgeRunHistoryInterval (New-TimeSpan -Days 3) -Confirm:$false).PurgeRunHistoryInterval.TotalDays | Should -Be 3
+    }
+
+    It 'sets connector overrides' {
+        $o = Set-DirSyncSchedulerConnectorOverride -ConnectorName tgt -FullSyncRequired $true -Confirm:$false
+        $o.FullSyncRequired | Should -BeTrue
+        $o.FullImportRequired | Should -BeFalse
+        (Get-DirSyncSchedulerConnectorOverride -ConnectorName tgt).FullSyncRequired | Should -BeTrue
+        { Set-DirSyncSchedulerConnectorOverride -ConnectorName nope -FullImportRequired $true -Confirm:$false } | Should -Throw -ErrorId 'DIRSYNC_E_INVALID_ARGUMENT*'
+    }
+
+    It 'reports writeback without a cloud connector as a configuration error' {
+        { Invoke-DirSyncWriteback -Confirm:$false } | Should -Throw -ErrorId 'DIRSYNC_E_CONFIG*'
+        { Invoke-DirSyncWriteback -WhatIf } | Should -Throw -ErrorId 'DIRSYNC_E_CONFIG*'
+    }
+
+    It 'sets passwords only through AD and never shows the password' {
+        $pw = ConvertTo-SecureString 'S3cr3t-P@ss' -AsPlainText -Force
         { Set-DirSyncPassword -ConnectorName src -DistinguishedName 'uid=alice' -Password $pw -Confirm:$false } | Should -Throw -ErrorId 'DIRSYNC_E_NOT_SUPPORTED*'
+        $err = $null
+        try { Set-DirSyncPassword -Identity 'nobody@corp.example.com' -Password $pw -MustChangePassword -Confirm:$false } catch { $err = $_ }
+        $err | Should -Not -BeNullOrEmpty
+        $err.FullyQualifiedErrorId | Should -Match 'DIRSYNC_E_NOT_FOUND'
+        $err.TargetObject | Should -Be 'nobody@corp.example.com'
+        (($err | Out-String) + $err.ErrorDetails.RecommendedAction + ($err.TargetObject | Out-String)) | Should -Not -Match 'S3cr3t'
     }
 
     It 'chains stage cmdlets through the pipeline' {

@@ -9,6 +9,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// An import allocates a few dozen small buffers per directory entry (BER tags, names,
+/// values); mimalloc handles that pattern much faster than the system allocator (OpenLDAP
+/// import of 100k entries: 0.94 s -> about 0.55 s). The C ABI library keeps the host's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[path = "cli/writeback.rs"]
+mod writeback_cli;
+
+#[path = "cli/scheduler.rs"]
+mod scheduler_cli;
+
+#[path = "cli/quickstart.rs"]
+mod quickstart_cli;
+
 #[derive(Parser)]
 #[command(name = "dirsync", version, about = "Directory synchronization engine")]
 struct Cli {
@@ -39,6 +54,8 @@ enum PlanFormat {
 enum Template {
     /// HR CSV and an LDIF directory into an LDIF target (the offline sample).
     Sample,
+    /// Active Directory -> Microsoft Entra ID with the out-of-box rules.
+    AdToEntra,
 }
 
 #[derive(Subcommand)]
@@ -48,9 +65,15 @@ enum Command {
         /// Template to write.
         #[arg(long, value_enum, default_value = "sample")]
         template: Template,
+        /// Folder to write `dirsync.toml` in (default: the --config path).
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
+        /// Options of the ad-to-entra template.
+        #[command(flatten)]
+        ad: Box<quickstart_cli::AdTemplateArgs>,
     },
     /// Run a sync cycle (imports, syncs, exports in the documented order).
     Cycle {
@@ -90,6 +113,14 @@ enum Command {
     ConfirmDeletes,
     /// Connector spaces, metaverse, pending exports and the last run.
     Status,
+    /// Check the rules: attribute names against each connector's schema (read from the
+    /// directories) and metaverse attributes against what inbound rules set. Exit code 1 when
+    /// a rule cannot work as written.
+    CheckRules {
+        /// Do not connect to the directories: check only the metaverse consistency.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Run history.
     History {
         /// How many runs.
@@ -106,11 +137,54 @@ enum Command {
         #[command(subcommand)]
         what: MvCommand,
     },
+    /// Run the writeback flows only: import and sync the cloud connectors, export to the
+    /// Active Directory connectors (cloud groups, mS-DS-ConsistencyGuid, Exchange hybrid).
+    Writeback {
+        /// Compute the plan, export nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Confirm deletes above the deletion threshold.
+        #[arg(long)]
+        confirm_deletes: bool,
+    },
+    /// Passwords of Active Directory users (password writeback).
+    Password {
+        #[command(subcommand)]
+        what: PasswordCommand,
+    },
+    /// Check the Active Directory connector accounts' rights (read, DirSync, writeback, password
+    /// reset); exit code 1 when a right is missing. Nothing is written.
+    TestPermissions {
+        /// Only this connector (default: every Active Directory connector).
+        #[arg(long)]
+        connector: Option<String>,
+        /// Writeback OU to check (default: the `Writeback.OU` parameter, if set).
+        #[arg(long)]
+        writeback_ou: Option<String>,
+    },
     /// Run the bundled sample end to end: initial cycle, a change set, a delta cycle.
     Quickstart {
         /// Working folder (created; an existing quickstart folder is reset).
         #[arg(long, default_value = "dirsync-quickstart")]
         dir: PathBuf,
+    },
+    /// Run sync cycles every interval until SIGINT/SIGTERM (which stop after the current run
+    /// step), with a loopback status endpoint: /healthz and /metrics (Prometheus).
+    Serve {
+        /// Status endpoint address (default: `scheduler.listen`, 127.0.0.1:9464; port 0 picks one).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Allow a status endpoint on a non-loopback address.
+        #[arg(long)]
+        allow_remote: bool,
+        /// Run one cycle (unless suspended or disabled) and exit with its result.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Scheduler settings: get, set, suspend, resume, connector overrides.
+    Scheduler {
+        #[command(subcommand)]
+        what: scheduler_cli::SchedulerCommand,
     },
     /// Run the Microsoft Graph tenant emulator (an offline Entra tenant) until Ctrl+C.
     Emulator {
@@ -135,6 +209,23 @@ enum CsCommand {
         /// Anchor of the object.
         #[arg(long)]
         anchor: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PasswordCommand {
+    /// Set the AD password of a user named by UPN, DN (of any connector) or metaverse id, over
+    /// LDAPS. The password is read from standard input (no echo on a terminal) or from
+    /// `--password-env`; it is never printed, logged or stored.
+    Set {
+        /// User principal name, DN or metaverse id.
+        identity: String,
+        /// The user must change the password at the next logon (pwdLastSet = 0).
+        #[arg(long)]
+        must_change: bool,
+        /// Read the password from this environment variable (for scripts).
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
     },
 }
 
@@ -265,7 +356,20 @@ fn print_runs(cli: &Cli, runs: &[RunRecord]) -> Result<(), CliError> {
 
 fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Quickstart { dir } => quickstart(cli, dir),
+        Command::Quickstart { dir } => quickstart_cli::run(cli, dir),
+        Command::Serve {
+            listen,
+            allow_remote,
+            once,
+        } => match scheduler_cli::serve(&cli.config, cli.json, *listen, *allow_remote, *once)
+            .map_err(CliError::Other)?
+        {
+            Some(e) => Err(CliError::Engine(e)),
+            None => Ok(()),
+        },
+        Command::Scheduler { what } => {
+            scheduler_cli::scheduler(&cli.config, cli.json, what).map_err(CliError::Other)
+        }
         Command::Emulator { port, state } => {
             let mut cfg = dirsync::emulator::EmulatorConfig::on_port(*port);
             if let Some(s) = state {
@@ -274,21 +378,77 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             dirsync::emulator::run_blocking(cfg)?;
             Ok(())
         }
-        Command::Init { template, force } => {
-            if cli.config.exists() && !force {
-                return Err(CliError::Other(format!(
-                    "{} exists; use --force to overwrite",
-                    cli.config.display()
-                )));
-            }
-            let text = match template {
-                Template::Sample => include_str!("../../examples/sample/dirsync.toml"),
+        Command::Init {
+            template,
+            dir,
+            force,
+            ad,
+        } => quickstart_cli::init(cli, *template, dir.as_deref(), *force, ad),
+        Command::Writeback {
+            dry_run,
+            confirm_deletes,
+        } => {
+            let mut e = open(cli)?;
+            let opts = RunOptions {
+                dry_run: *dry_run,
+                confirm_deletes: *confirm_deletes,
+                ..RunOptions::default()
             };
-            std::fs::write(&cli.config, text)
-                .map_err(|e| CliError::Other(format!("{}: {e}", cli.config.display())))?;
-            // Validate what was written.
-            Config::load(&cli.config)?;
-            println!("wrote {}", cli.config.display());
+            let result = e.writeback(&opts);
+            let runs = e.history(64)?;
+            let top = runs.iter().find(|r| r.parent_id.is_none()).map(|r| r.id);
+            let mut steps: Vec<RunRecord> = runs
+                .into_iter()
+                .filter(|r| r.parent_id == top || Some(r.id) == top)
+                .collect();
+            steps.reverse();
+            print_runs(cli, &steps)?;
+            result?;
+            Ok(())
+        }
+        Command::Password {
+            what:
+                PasswordCommand::Set {
+                    identity,
+                    must_change,
+                    password_env,
+                },
+        } => {
+            let password =
+                writeback_cli::read_password(password_env.as_deref()).map_err(CliError::Other)?;
+            let mut e = open(cli)?;
+            let r = e.set_password(identity, &password, *must_change)?;
+            if cli.json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "password set for {} (connector '{}'){}",
+                    r.dn,
+                    r.connector,
+                    if r.must_change {
+                        "; the user must change it at the next logon"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+        Command::TestPermissions {
+            connector,
+            writeback_ou,
+        } => {
+            let e = open(cli)?;
+            let reports = e.test_permissions(connector.as_deref(), writeback_ou.as_deref())?;
+            let missing = if cli.json {
+                print_json(&reports)?;
+                writeback_cli::missing_rights(&reports)
+            } else {
+                writeback_cli::print_permissions(&reports)
+            };
+            if missing > 0 {
+                return Err(CliError::Other(format!("{missing} right(s) missing")));
+            }
             Ok(())
         }
         Command::Cycle {
@@ -364,6 +524,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             println!("deletes confirmed for the next export");
             Ok(())
         }
+        Command::CheckRules { offline } => check_rules(cli, *offline),
         Command::Status => {
             let e = open(cli)?;
             let st = e.status()?;
@@ -467,128 +628,41 @@ fn run(cli: &Cli) -> Result<(), CliError> {
     }
 }
 
-/// The bundled sample: (relative path, content).
-const SAMPLE: &[(&str, &str)] = &[
-    (
-        "dirsync.toml",
-        include_str!("../../examples/sample/dirsync.toml"),
-    ),
-    ("corp.ldif", include_str!("../../examples/sample/corp.ldif")),
-    ("hr.csv", include_str!("../../examples/sample/hr.csv")),
-];
-
-/// The bundled change set applied before the delta cycle.
-const SAMPLE_CHANGES: &[(&str, &str)] = &[(
-    "changes/corp/0001-changes.ldif",
-    include_str!("../../examples/sample/changes/corp/0001-changes.ldif"),
-)];
-
-fn write_files(dir: &std::path::Path, files: &[(&str, &str)]) -> Result<(), CliError> {
-    for (name, text) in files {
-        let p = dir.join(name);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| CliError::Other(format!("{}: {e}", parent.display())))?;
+fn check_rules(cli: &Cli, offline: bool) -> Result<(), CliError> {
+    let e = open(cli)?;
+    let report = e.check_rules(!offline)?;
+    if cli.json {
+        print_json(&report)?;
+    } else {
+        for (c, why) in &report.schemas_unavailable {
+            println!("connector {c}: schema not read ({why}); its rules were checked without it");
         }
-        std::fs::write(&p, text).map_err(|e| CliError::Other(format!("{}: {e}", p.display())))?;
-    }
-    Ok(())
-}
-
-fn quickstart(cli: &Cli, dir: &std::path::Path) -> Result<(), CliError> {
-    let marker = dir.join(".dirsync-quickstart");
-    if dir.exists() {
-        if !marker.exists() {
-            return Err(CliError::Other(format!(
-                "{} exists and is not a quickstart folder; choose another --dir",
-                dir.display()
-            )));
+        for f in &report.findings {
+            let place = if f.place.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", f.place)
+            };
+            println!(
+                "{:<7} rule '{}'{place}: {}",
+                format!("{:?}", f.severity).to_lowercase(),
+                f.rule,
+                f.message
+            );
         }
-        std::fs::remove_dir_all(dir)
-            .map_err(|e| CliError::Other(format!("{}: {e}", dir.display())))?;
-    }
-    std::fs::create_dir_all(dir.join("changes/corp"))
-        .map_err(|e| CliError::Other(format!("{}: {e}", dir.display())))?;
-    std::fs::write(&marker, "")
-        .map_err(|e| CliError::Other(format!("{}: {e}", marker.display())))?;
-    write_files(dir, SAMPLE)?;
-    let config = dir.join("dirsync.toml");
-    let sub = Cli {
-        config: config.clone(),
-        json: cli.json,
-        command: Command::Status,
-    };
-    println!("== dirsync quickstart in {}", dir.display());
-    println!("== 1. initial cycle, dry run (import and sync, no export): the plan");
-    {
-        let mut e = open(&sub)?;
-        e.cycle(
-            CyclePolicy::Initial,
-            &RunOptions {
-                dry_run: true,
-                ..RunOptions::default()
-            },
-        )?;
-        let plan = e.plan()?;
         println!(
-            "{} adds, {} updates, {} deletes pending; first objects:",
-            plan.summary.adds, plan.summary.updates, plan.summary.deletes
+            "{} rules checked against {} schema(s): {} error(s), {} warning(s)",
+            e.rules.rules.len(),
+            report.schemas_checked.len(),
+            report.errors(),
+            report.findings.len() - report.errors()
         );
-        let mut short = plan.clone();
-        short.objects.truncate(3);
-        print!("{}", short.to_table());
     }
-    println!("== 2. initial cycle: the exports");
-    run(&Cli {
-        command: Command::Cycle {
-            initial: true,
-            dry_run: false,
-            confirm_deletes: false,
-            allow_empty_import: false,
-        },
-        ..sub_clone(&sub)
-    })?;
-    println!(
-        "== 3. change set applied (new hire, surname change, disabled account, group change); delta cycle, dry run: the plan"
-    );
-    write_files(dir, SAMPLE_CHANGES)?;
-    {
-        let mut e = open(&sub)?;
-        e.cycle(
-            CyclePolicy::Delta,
-            &RunOptions {
-                dry_run: true,
-                ..RunOptions::default()
-            },
-        )?;
-        print!("{}", e.plan()?.to_table());
+    if report.errors() > 0 {
+        return Err(CliError::Other(format!(
+            "{} rule error(s): see above",
+            report.errors()
+        )));
     }
-    println!("== 4. delta cycle: the exports");
-    run(&Cli {
-        command: Command::Cycle {
-            initial: false,
-            dry_run: false,
-            confirm_deletes: false,
-            allow_empty_import: false,
-        },
-        ..sub_clone(&sub)
-    })?;
-    println!(
-        "== 5. status (dirsync --config {} status)",
-        config.display()
-    );
-    run(&sub)?;
-    println!(
-        "target directory: {}",
-        dir.join("state/target.ldif").display()
-    );
     Ok(())
-}
-
-fn sub_clone(c: &Cli) -> Cli {
-    Cli {
-        config: c.config.clone(),
-        json: c.json,
-        command: Command::Status,
-    }
 }

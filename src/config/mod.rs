@@ -97,6 +97,34 @@ impl Default for HistoryConfig {
     }
 }
 
+/// Scheduler defaults (`dirsync serve`); admin changes made at runtime (`dirsync scheduler
+/// set`, Set-DirSyncScheduler) are kept next to the state and override these.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Run cycles at all (Set-ADSyncScheduler -SyncCycleEnabled).
+    pub sync_cycle_enabled: bool,
+    /// Time between cycle starts: `30m`, `1h`, `90s`, `1d` or plain seconds.
+    pub interval: String,
+    /// Scheduled full reconciliation: a connector whose last full import is older than this
+    /// gets a full import instead of a delta (`0` turns it off).
+    pub full_import_interval: String,
+    /// Address of the status endpoint (`/healthz`, `/metrics`); loopback only unless
+    /// `dirsync serve --allow-remote`.
+    pub listen: String,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            sync_cycle_enabled: true,
+            interval: "30m".into(),
+            full_import_interval: "7d".into(),
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
 /// One connector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -300,6 +328,9 @@ pub struct Config {
     /// Run history.
     #[serde(default)]
     pub history: HistoryConfig,
+    /// Scheduler defaults.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
     /// Expression parameters (`Domain.FQDN = "corp.example.com"` gives `%Domain.FQDN%`).
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
@@ -477,8 +508,68 @@ impl Config {
                 "must be between 0 and 100",
             ));
         }
+        for (key, value, min) in [
+            ("interval", &self.scheduler.interval, 1),
+            (
+                "full_import_interval",
+                &self.scheduler.full_import_interval,
+                0,
+            ),
+        ] {
+            match parse_duration_secs(value) {
+                Some(s) if s >= min => {}
+                _ => {
+                    // The key at the start of a line (`interval` is also the end of
+                    // `full_import_interval`).
+                    let line = self
+                        .source_text
+                        .find(&format!("\n{key}"))
+                        .map(|o| line_of_offset(&self.source_text, o + 1))
+                        .unwrap_or(0);
+                    return Err(ConfigError::Invalid {
+                        file: self.origin.clone(),
+                        line,
+                        key: format!("scheduler.{key}"),
+                        message: format!(
+                            "'{value}' is not a duration (like 30m, 1h, 90s, 7d or seconds){}",
+                            if min > 0 { " above zero" } else { "" }
+                        ),
+                    });
+                }
+            }
+        }
+        if self
+            .scheduler
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err(self.invalid(
+                "listen",
+                "scheduler.listen",
+                format!(
+                    "'{}' is not an address like 127.0.0.1:9464",
+                    self.scheduler.listen
+                ),
+            ));
+        }
         Ok(())
     }
+}
+
+/// Parses a duration: a number with an optional unit `s`, `m`, `h` or `d` (`30m`, `1h30m`
+/// is not accepted; plain numbers are seconds). Returns seconds.
+pub fn parse_duration_secs(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3600),
+        Some((i, 'd')) => (&t[..i], 86_400),
+        _ => (t, 1),
+    };
+    let n: u64 = num.trim().parse().ok()?;
+    n.checked_mul(mult)
 }
 
 /// One-based line of a byte offset.
@@ -502,6 +593,29 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("x.toml:3:"), "{msg}");
         assert!(msg.contains("deletion_treshold_count"), "{msg}");
+    }
+
+    #[test]
+    fn scheduler_durations_parse_and_bad_ones_are_located() {
+        assert_eq!(parse_duration_secs("30m"), Some(1800));
+        assert_eq!(parse_duration_secs("7d"), Some(604_800));
+        assert_eq!(parse_duration_secs("90"), Some(90));
+        assert_eq!(parse_duration_secs("2h"), Some(7200));
+        assert_eq!(parse_duration_secs("x"), None);
+        assert_eq!(parse_duration_secs("-1s"), None);
+        let text = "[scheduler]\nsync_cycle_enabled = true\ninterval = \"soon\"\n";
+        let err = Config::from_toml_str(text, "s.toml", Path::new(".")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "s.toml:3: scheduler.interval: 'soon' is not a duration (like 30m, 1h, 90s, 7d or seconds) above zero"
+        );
+        let ok = Config::from_toml_str(
+            "[scheduler]\ninterval = \"1s\"\nfull_import_interval = \"0\"\n",
+            "s.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(ok.scheduler.interval, "1s");
     }
 
     #[test]

@@ -303,6 +303,17 @@ impl EmulatorHandle {
             .with_tenant_mut(|t| t.seed(kind, &body))
             .map_err(|e| EmulatorError::Rejected(e.message))
     }
+    /// Updates an object directly (read-only properties allowed, as Exchange Online sets them).
+    pub fn seed_update(
+        &self,
+        kind: ObjectKind,
+        id: &str,
+        body: serde_json::Value,
+    ) -> Result<(), EmulatorError> {
+        self.shared
+            .with_tenant_mut(|t| t.seed_update(kind, id, &body))
+            .map_err(|e| EmulatorError::Rejected(e.message))
+    }
     /// Adds a member to a group directly.
     pub fn seed_member(&self, group_id: &str, member_id: &str) -> Result<(), EmulatorError> {
         self.shared

@@ -831,6 +831,27 @@ impl Tenant {
 
     /// Updates an object (`PATCH`). For groups, `members@odata.bind` adds up to 20 members.
     pub fn update(&mut self, kind: ObjectKind, id: &str, body: &Value) -> Result<(), GraphError> {
+        self.update_inner(kind, id, body, false)
+    }
+
+    /// Updates an object directly (test hook): read-only properties such as `proxyAddresses`
+    /// are accepted, as Exchange Online sets them. Recorded as a change for delta queries.
+    pub fn seed_update(
+        &mut self,
+        kind: ObjectKind,
+        id: &str,
+        body: &Value,
+    ) -> Result<(), GraphError> {
+        self.update_inner(kind, id, body, true)
+    }
+
+    fn update_inner(
+        &mut self,
+        kind: ObjectKind,
+        id: &str,
+        body: &Value,
+        seeding: bool,
+    ) -> Result<(), GraphError> {
         if matches!(kind, ObjectKind::Contact | ObjectKind::Device) {
             return Err(GraphError::new(
                 405,
@@ -842,7 +863,7 @@ impl Tenant {
             ));
         }
         let id = self.resolve(kind, id)?;
-        let changes = self.validate_body(kind, body, false)?;
+        let changes = self.validate_body(kind, body, seeding)?;
         let members = if kind == ObjectKind::Group {
             self.bind_members(body)?
         } else {

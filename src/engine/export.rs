@@ -71,7 +71,7 @@ impl Engine {
         }
         self.check_deletion_threshold(connector, opts)?;
         let cid = self.connector_id(connector)?;
-        let pending = store::pending_list(self.store.conn(), Some(cid))?;
+        let pending = order_by_new_references(store::pending_list(self.store.conn(), Some(cid))?);
         if pending.is_empty() {
             return Ok(());
         }
@@ -188,6 +188,68 @@ impl Engine {
     }
 }
 
+/// Orders pending exports so that an export referencing an object being added in the same
+/// export (a group whose member or a user whose manager is new, a nested group) comes after
+/// that add: Active Directory refuses references to objects that do not exist yet. Otherwise
+/// the order is kept; reference cycles keep their original order.
+fn order_by_new_references(pending: Vec<store::PendingExport>) -> Vec<store::PendingExport> {
+    use crate::model::Value;
+    let norm = |d: &str| Dn::parse(d).map(|d| d.normalized()).ok();
+    let adds: HashMap<String, usize> = pending
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.op == "add")
+        .filter_map(|(i, p)| norm(&p.dn).map(|d| (d, i)))
+        .collect();
+    if adds.is_empty() {
+        return pending;
+    }
+    let deps: Vec<Vec<usize>> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut d: Vec<usize> = p
+                .changes
+                .iter()
+                .flat_map(|c| match c {
+                    crate::model::AttributeChange::Add { values, .. }
+                    | crate::model::AttributeChange::Replace { values, .. } => values.as_slice(),
+                    crate::model::AttributeChange::Remove { .. } => &[],
+                })
+                .filter_map(|v| match v {
+                    Value::Ref(r) => norm(r).and_then(|n| adds.get(&n).copied()),
+                    _ => None,
+                })
+                .filter(|j| *j != i)
+                .collect();
+            d.sort_unstable();
+            d.dedup();
+            d
+        })
+        .collect();
+    if deps.iter().all(Vec::is_empty) {
+        return pending;
+    }
+    let mut done = vec![false; pending.len()];
+    let mut order = Vec::with_capacity(pending.len());
+    loop {
+        let mut progress = false;
+        for i in 0..pending.len() {
+            if !done[i] && deps[i].iter().all(|j| done[*j]) {
+                done[i] = true;
+                order.push(i);
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    order.extend((0..pending.len()).filter(|i| !done[*i]));
+    let mut slots: Vec<Option<store::PendingExport>> = pending.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
 /// A directory moves an object's children and keeps references pointing at it when it is
 /// renamed; the connector space mirrors that until the next import confirms it.
 fn follow_rename(c: &rusqlite::Connection, connector_id: i64, old: &Dn, new: &Dn) -> Result<()> {
@@ -207,4 +269,53 @@ fn follow_rename(c: &rusqlite::Connection, connector_id: i64, old: &Dn, new: &Dn
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AttributeChange, Value};
+
+    fn p(id: i64, op: &str, dn: &str, refs: &[&str]) -> store::PendingExport {
+        store::PendingExport {
+            cs_id: id,
+            connector_id: 1,
+            op: op.into(),
+            dn: dn.into(),
+            new_dn: None,
+            changes: vec![AttributeChange::Replace {
+                name: "member".into(),
+                values: refs.iter().map(|r| Value::Ref(r.to_string())).collect(),
+            }],
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn adds_referencing_new_objects_go_after_them() {
+        let list = vec![
+            p(1, "add", "CN=Outer,OU=G", &["cn=inner,ou=g", "CN=Old,OU=U"]),
+            p(2, "update", "CN=Old,OU=G", &["CN=New,OU=U"]),
+            p(3, "add", "CN=Inner,OU=G", &["CN=New,OU=U"]),
+            p(4, "add", "CN=New,OU=U", &[]),
+            p(5, "delete", "CN=Gone,OU=U", &[]),
+        ];
+        let ids: Vec<i64> = order_by_new_references(list)
+            .iter()
+            .map(|p| p.cs_id)
+            .collect();
+        assert_eq!(ids, vec![4, 5, 2, 3, 1]);
+        // A cycle keeps its order; nothing is lost.
+        let cyc = vec![
+            p(1, "add", "CN=A", &["CN=B"]),
+            p(2, "add", "CN=B", &["CN=A"]),
+            p(3, "add", "CN=C", &[]),
+        ];
+        let ids: Vec<i64> = order_by_new_references(cyc)
+            .iter()
+            .map(|p| p.cs_id)
+            .collect();
+        assert_eq!(ids, vec![3, 1, 2]);
+    }
 }

@@ -4,15 +4,24 @@
 //! metaverse -> outbound rules -> pending exports -> plan -> safety guards -> connector export,
 //! confirmed by the next import.
 
+mod check;
 mod crashpoint;
 mod export;
 mod history;
 mod import;
 pub mod plan;
+mod preview;
 mod sync;
+pub mod writeback;
 
+pub use check::RuleCheckReport;
 pub use crashpoint::crash_point;
 pub use history::{RunRecord, StepCounters};
+pub use preview::{
+    ExportPreview, LinkDecision, MvAttributeChange, MvPreview, ObjectRef, ObjectSyncReport,
+    RuleEvaluation,
+};
+pub use writeback::{AdUser, PasswordResult, WritebackError};
 
 use crate::config::{Config, ConfigError};
 use crate::connectors::{Connector, ConnectorError};
@@ -70,6 +79,9 @@ pub enum EngineError {
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// Writeback or password failure.
+    #[error(transparent)]
+    Writeback(#[from] WritebackError),
 }
 
 impl From<rusqlite::Error> for EngineError {
@@ -190,12 +202,20 @@ pub struct Engine {
     pub rules: RuleSet,
     store: Store,
     cancel: Arc<AtomicBool>,
+    stop_after_step: Arc<AtomicBool>,
     progress: Option<ProgressFn>,
 }
 
 impl Engine {
     /// Opens the engine: compiles the rules and opens (locks) the state.
-    pub fn open(config: Config) -> Result<Engine> {
+    pub fn open(mut config: Config) -> Result<Engine> {
+        // Staging mode switched at runtime (`dirsync scheduler set --staging`,
+        // Set-DirSyncScheduler) holds for every run, not only scheduled cycles.
+        if let Some(on) = crate::scheduler::settings::staging_override(&config)
+            .map_err(|e| EngineError::Store(StoreError::Corrupt(e.to_string())))?
+        {
+            config.safety.staging_mode = on;
+        }
         let rules = RuleSet::compile(&config)?;
         let path = config.resolve(&config.state.path);
         let mut store = Store::open(&path)?;
@@ -211,6 +231,7 @@ impl Engine {
             rules,
             store,
             cancel: Arc::new(AtomicBool::new(false)),
+            stop_after_step: Arc::new(AtomicBool::new(false)),
             progress: None,
         })
     }
@@ -223,6 +244,22 @@ impl Engine {
     /// A flag that cancels the running operation when set (from any thread).
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.cancel.clone()
+    }
+
+    /// Uses `flag` as the "stop after the current step" flag: when it is set, a running cycle
+    /// lets the current run step finish and starts no further step; the cycle is recorded as
+    /// stopped (`stopped-cancelled`) with every finished step intact (graceful shutdown).
+    pub fn set_stop_after_step_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.stop_after_step = flag;
+    }
+
+    fn check_stop_after_step(&self) -> Result<()> {
+        if self.stop_after_step.load(Ordering::SeqCst) {
+            tracing::info!("stop requested: no further run step starts");
+            Err(EngineError::Cancelled)
+        } else {
+            Ok(())
+        }
     }
 
     /// Installs a progress sink.
@@ -292,6 +329,7 @@ impl Engine {
     /// Runs a cycle: every connector's import, then every sync, then every export.
     pub fn cycle(&mut self, policy: CyclePolicy, opts: &RunOptions) -> Result<Vec<RunRecord>> {
         self.check_cancel()?;
+        self.check_stop_after_step()?;
         let profile_name = match policy {
             CyclePolicy::Delta => "DeltaCycle",
             CyclePolicy::Initial => "InitialCycle",
@@ -319,6 +357,7 @@ impl Engine {
         let mut records = Vec::new();
         for n in &names {
             self.check_cancel()?;
+            self.check_stop_after_step()?;
             let full = policy == CyclePolicy::Initial || self.full_import_required(n)?;
             let p = if full {
                 RunProfile::FullImport
@@ -329,6 +368,7 @@ impl Engine {
         }
         for n in &names {
             self.check_cancel()?;
+            self.check_stop_after_step()?;
             let full = policy == CyclePolicy::Initial || self.full_sync_required(n)?;
             let p = if full {
                 RunProfile::FullSync
@@ -345,6 +385,7 @@ impl Engine {
         }
         for n in names.iter().rev() {
             self.check_cancel()?;
+            self.check_stop_after_step()?;
             records.push(self.run_profile(n, RunProfile::Export, opts, Some(cycle_id))?);
         }
         Ok(records)

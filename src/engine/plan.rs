@@ -2,9 +2,10 @@
 //! human table, JSON or CSV (the equivalent of csexport + CSExportAnalyzer).
 
 use crate::model::{AttributeChange, Value};
-use crate::store::{self, Result};
+use crate::store::{self, PendingExport, Result};
 use rusqlite::Connection;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// One attribute line of the plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -73,60 +74,67 @@ pub fn build(c: &Connection) -> Result<Plan> {
     let names = store::connector_names(c)?;
     let mut plan = Plan::default();
     for p in store::pending_list(c, None)? {
-        let cs = store::cs_get(c, p.cs_id)?;
-        let old_attrs = cs
-            .as_ref()
-            .map(|o| o.effective_attributes().clone())
-            .unwrap_or_default();
-        let changes = &p.changes;
-        let attributes = changes
-            .iter()
-            .map(|ch| {
-                let old = texts(old_attrs.get(ch.name()).map(Vec::as_slice).unwrap_or(&[]));
-                let (op, new) = match ch {
-                    AttributeChange::Add { values, .. } => ("add", texts(values)),
-                    AttributeChange::Remove { values, .. } => ("remove", texts(values)),
-                    AttributeChange::Replace { values, .. } => ("replace", texts(values)),
-                };
-                AttributePlan {
-                    attribute: ch.name().to_string(),
-                    operation: op.into(),
-                    old: if p.op == "add" { Vec::new() } else { old },
-                    new,
-                }
-            })
-            .collect();
-        let operation = match (p.op.as_str(), &p.new_dn) {
-            ("update", Some(_)) => {
+        let o = object_plan(c, &names, p)?;
+        match o.operation.as_str() {
+            "rename" => {
                 plan.summary.renames += 1;
                 plan.summary.updates += 1;
-                "rename"
             }
-            ("update", None) => {
-                plan.summary.updates += 1;
-                "update"
-            }
-            ("add", _) => {
-                plan.summary.adds += 1;
-                "add"
-            }
-            _ => {
-                plan.summary.deletes += 1;
-                "delete"
-            }
-        };
-        plan.objects.push(ObjectPlan {
-            connector: names.get(&p.connector_id).cloned().unwrap_or_default(),
-            operation: operation.into(),
-            dn: p.dn,
-            new_dn: p.new_dn,
-            object_type: cs.map(|o| o.object_type).unwrap_or_default(),
-            attributes,
-            attempts: p.attempts,
-            last_error: p.last_error,
-        });
+            "update" => plan.summary.updates += 1,
+            "add" => plan.summary.adds += 1,
+            _ => plan.summary.deletes += 1,
+        }
+        plan.objects.push(o);
     }
     Ok(plan)
+}
+
+/// One pending export as a plan line: the operation (`add`, `update`, `rename`, `delete`)
+/// and per attribute the values the connector space holds now and the values written.
+pub fn object_plan(
+    c: &Connection,
+    names: &BTreeMap<i64, String>,
+    p: PendingExport,
+) -> Result<ObjectPlan> {
+    let cs = store::cs_get(c, p.cs_id)?;
+    let old_attrs = cs
+        .as_ref()
+        .map(|o| o.effective_attributes().clone())
+        .unwrap_or_default();
+    let attributes = p
+        .changes
+        .iter()
+        .map(|ch| {
+            let old = texts(old_attrs.get(ch.name()).map(Vec::as_slice).unwrap_or(&[]));
+            let (op, new) = match ch {
+                AttributeChange::Add { values, .. } => ("add", texts(values)),
+                AttributeChange::Remove { values, .. } => ("remove", texts(values)),
+                AttributeChange::Replace { values, .. } => ("replace", texts(values)),
+            };
+            AttributePlan {
+                attribute: ch.name().to_string(),
+                operation: op.into(),
+                old: if p.op == "add" { Vec::new() } else { old },
+                new,
+            }
+        })
+        .collect();
+    let operation = match (p.op.as_str(), &p.new_dn) {
+        ("update", Some(_)) => "rename",
+        ("update", None) => "update",
+        ("add", _) => "add",
+        _ => "delete",
+    };
+    Ok(ObjectPlan {
+        connector: names.get(&p.connector_id).cloned().unwrap_or_default(),
+        operation: operation.into(),
+        dn: p.dn,
+        new_dn: p.new_dn,
+        object_type: cs.map(|o| o.object_type).unwrap_or_default(),
+        attributes,
+        attempts: p.attempts,
+        last_error: p.last_error,
+    })
 }
 
 impl Plan {

@@ -20,9 +20,9 @@ mod values;
 const BATCH: usize = 1000;
 
 /// Scope context over a connector-space object.
-struct CsScope<'a> {
-    conn: &'a Connection,
-    obj: &'a CsObject,
+pub(super) struct CsScope<'a> {
+    pub(super) conn: &'a Connection,
+    pub(super) obj: &'a CsObject,
 }
 
 impl ScopeContext for CsScope<'_> {
@@ -169,6 +169,33 @@ impl Engine {
 }
 
 impl Engine {
+    /// Synchronizes one connector-space object in the caller's open transaction: both passes
+    /// of a sync run over just this object (the single-object sync of `preview`). Returns the
+    /// run's counters, per-object errors included.
+    pub(super) fn sync_one_in_transaction(
+        &self,
+        c: &Connection,
+        cs_id: i64,
+    ) -> Result<StepCounters> {
+        let names = store::connector_names(c)?;
+        let ids: HashMap<String, i64> = names.iter().map(|(k, v)| (v.clone(), *k)).collect();
+        let mv_join_attrs = self.rules.mv_join_attributes();
+        let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
+        run.link_pass(c, &[cs_id])?;
+        run.batch(c, &[cs_id])?;
+        let mut counters = run.counters;
+        for (obj, msg) in run.errors {
+            counters.errors.push(history::ObjectError {
+                object: obj,
+                stage: "sync".into(),
+                message: msg,
+            });
+        }
+        Ok(counters)
+    }
+}
+
+impl Engine {
     /// Runs `f` in an immediate transaction on the state connection.
     fn in_transaction(&self, f: impl FnOnce(&Connection) -> Result<()>) -> Result<()> {
         let conn = self.store.conn();
@@ -205,7 +232,9 @@ impl<'e> SyncRun<'e> {
         }
     }
 
-    /// Pass 1: link (join/project/disconnect) live objects; deletions wait for pass 2.
+    /// Pass 1: join or project live unlinked objects. Deletions and disconnections wait for
+    /// pass 2, which recomputes the metaverse object they leave (a disconnection here would
+    /// leave it unevaluated: its identity and target objects would outlive the source).
     fn link_pass(&mut self, c: &Connection, chunk: &[i64]) -> Result<()> {
         let mut affected = BTreeSet::new();
         for id in chunk {
@@ -214,6 +243,7 @@ impl<'e> SyncRun<'e> {
             }
             if let Some(mut o) = store::cs_get(c, *id)?
                 && !o.deleted
+                && o.mv_id.is_none()
             {
                 self.link_phase(c, &mut o, &mut affected)?;
             }

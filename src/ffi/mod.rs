@@ -71,7 +71,7 @@ pub enum DirSyncStatus {
     DIRSYNC_E_NOT_FOUND = -14,
     /// The operation was cancelled (`dirsync_engine_cancel`).
     DIRSYNC_E_CANCELLED = -15,
-    /// The operation is not supported by this build (a feature not built yet).
+    /// The operation is not supported for this connector type (or by this build).
     DIRSYNC_E_NOT_SUPPORTED = -16,
     /// An internal error (a caught panic): a bug in dirsync.
     DIRSYNC_E_INTERNAL = -99,
@@ -127,6 +127,51 @@ fn connector_code(e: &ConnectorError) -> (Status, &'static str) {
     }
 }
 
+/// Status and details of a writeback or password failure (never the password).
+fn writeback_code(e: &crate::engine::WritebackError) -> (Status, serde_json::Value) {
+    use crate::engine::WritebackError as W;
+    match e {
+        W::NotConfigured { cloud, ad } => (
+            Status::DIRSYNC_E_CONFIG,
+            json!({"kind": "WritebackNotConfigured", "cloud": cloud, "ad": ad}),
+        ),
+        W::IdentityNotFound(_) => (
+            Status::DIRSYNC_E_NOT_FOUND,
+            json!({"kind": "IdentityNotFound"}),
+        ),
+        W::AmbiguousIdentity { matches, .. } => (
+            Status::DIRSYNC_E_INVALID_ARGUMENT,
+            json!({"kind": "AmbiguousIdentity", "matches": matches}),
+        ),
+        W::NotAdLinked { .. } => (Status::DIRSYNC_E_NOT_FOUND, json!({"kind": "NotAdLinked"})),
+        W::SeveralAdLinks { connectors, .. } => (
+            Status::DIRSYNC_E_INVALID_ARGUMENT,
+            json!({"kind": "SeveralAdLinks", "connectors": connectors}),
+        ),
+        W::LdapsRequired { connector } => (
+            Status::DIRSYNC_E_CONFIG,
+            json!({"kind": "LdapsRequired", "connector": connector}),
+        ),
+        W::EmptyPassword => (
+            Status::DIRSYNC_E_INVALID_ARGUMENT,
+            json!({"kind": "EmptyPassword"}),
+        ),
+        W::PasswordRejected {
+            connector,
+            dn,
+            kind,
+            ..
+        } => (
+            match kind {
+                crate::connectors::ExportErrorKind::ObjectNotFound => Status::DIRSYNC_E_NOT_FOUND,
+                crate::connectors::ExportErrorKind::Transient => Status::DIRSYNC_E_CONNECTION,
+                _ => Status::DIRSYNC_E_CONNECTOR,
+            },
+            json!({"kind": "PasswordRejected", "connector": connector, "dn": dn, "export_error": kind}),
+        ),
+    }
+}
+
 impl From<crate::config::ConfigError> for FfiError {
     fn from(e: crate::config::ConfigError) -> FfiError {
         let details = FfiError::config_details(&e);
@@ -167,6 +212,7 @@ impl From<EngineError> for FfiError {
             ),
             EngineError::NotFound(_) => (Status::DIRSYNC_E_NOT_FOUND, json!({"kind": "NotFound"})),
             EngineError::Cancelled => (Status::DIRSYNC_E_CANCELLED, json!({"kind": "Cancelled"})),
+            EngineError::Writeback(w) => writeback_code(w),
         };
         FfiError::new(code, message).with_details(details)
     }

@@ -6,7 +6,7 @@
 use super::{DirSyncEngine, FfiError, Status};
 use crate::config::{Config, ConnectorConfig, RuleConfig, ScopeGroup};
 use crate::connectors::{ExportOperation, ExportRequest, ImportChange};
-use crate::engine::{CyclePolicy, Engine, RunOptions, RunProfile};
+use crate::engine::{CyclePolicy, Engine, ObjectRef, RunOptions, RunProfile};
 use crate::expr::FlowValue;
 use crate::model::{Dn, Object, Value, diff_values};
 use crate::rules::{ObjectContext, RuleSet, ScopeContext, evaluate_scope};
@@ -442,15 +442,6 @@ pub(crate) fn confirm_deletes(h: &DirSyncEngine) -> Result<(), FfiError> {
     Ok(locked(h).confirm_deletes()?)
 }
 
-/// Features that the engine does not have yet.
-pub(crate) fn not_supported(what: &str) -> FfiError {
-    FfiError::new(
-        Status::DIRSYNC_E_NOT_SUPPORTED,
-        format!("{what} is not supported by this dirsync build yet"),
-    )
-    .with_details(json!({"feature": what}))
-}
-
 /// GUID text -> immutableId (base64 of the little-endian GUID bytes).
 pub(crate) fn immutable_id_from_guid(guid: &str) -> OpResult {
     let g = uuid::Uuid::parse_str(guid.trim().trim_matches(|c| c == '{' || c == '}'))
@@ -738,133 +729,168 @@ pub(crate) fn stage_export(req: &str) -> OpResult {
     to_json(&json!({"results": results}))
 }
 
-/// Scheduler settings: not built yet.
-pub(crate) fn scheduler_get(_: &DirSyncEngine, req: &str) -> OpResult {
-    let _: Empty = parse(req)?;
-    Err(not_supported("the scheduler (get)"))
-}
-
-/// Scheduler settings: not built yet.
-pub(crate) fn scheduler_set(_: &DirSyncEngine, req: &str) -> OpResult {
-    let _: Json = parse(req)?;
-    Err(not_supported("the scheduler (set)"))
-}
-
-/// Writeback flows: not built yet.
-pub(crate) fn writeback(_: &DirSyncEngine, req: &str) -> OpResult {
-    let _: Json = parse(req)?;
-    Err(not_supported("writeback"))
-}
-
-/// Single-object sync preview: not built yet.
-pub(crate) fn sync_object(_: &DirSyncEngine, req: &str) -> OpResult {
-    let _: Json = parse(req)?;
-    Err(not_supported("single-object sync preview"))
-}
-
-/// The Active Directory connector of this name, built from the configuration.
-fn ad_connector(
-    h: &DirSyncEngine,
-    name: &str,
-    what: &str,
-) -> Result<crate::connectors::ldap::AdConnector, FfiError> {
-    use crate::connectors::ldap::{AdConnector, AdSettings};
-    let (kind, settings, base) = {
-        let e = locked(h);
-        let c = e.config.connector(name).ok_or_else(|| {
-            FfiError::new(
-                Status::DIRSYNC_E_NOT_FOUND,
-                format!("unknown connector '{name}'"),
-            )
-        })?;
-        (
-            c.kind.clone(),
-            c.settings.clone(),
-            e.config.base_dir.clone(),
-        )
-    };
-    if kind != "ad" {
-        return Err(not_supported(&format!(
-            "{what} for '{kind}' connectors (only 'ad')"
-        )));
+/// Scheduler failures: bad values are invalid arguments, an unreadable side file is a state error.
+fn scheduler_error(e: crate::scheduler::SchedulerError) -> FfiError {
+    use crate::scheduler::SchedulerError as S;
+    let message = e.to_string();
+    match e {
+        S::Invalid { key, .. } => FfiError::new(Status::DIRSYNC_E_INVALID_ARGUMENT, message)
+            .with_details(json!({"kind": "Invalid", "key": key})),
+        S::Corrupt { path, .. } => FfiError::new(Status::DIRSYNC_E_STATE, message)
+            .with_details(json!({"kind": "Corrupt", "path": path})),
+        S::Io { path, .. } => FfiError::new(Status::DIRSYNC_E_STATE, message)
+            .with_details(json!({"kind": "Io", "path": path})),
+        S::NonLoopback(_) => FfiError::invalid_argument(message),
+        S::Engine(e) => e.into(),
+        S::Config(e) => e.into(),
     }
-    let mut s: AdSettings = serde_json::from_value(settings).map_err(|e| {
-        FfiError::connector(
-            name,
-            crate::connectors::ConnectorError::Config(e.to_string()),
+}
+
+/// `{}` -> the effective scheduler settings (configuration defaults with the admin's changes).
+pub(crate) fn scheduler_get(h: &DirSyncEngine, req: &str) -> OpResult {
+    let _: Empty = parse(req)?;
+    let e = locked(h);
+    to_json(&e.scheduler_settings().map_err(scheduler_error)?)
+}
+
+/// A scheduler patch (`{"sync_cycle_enabled":false,"interval_seconds":900,...}`, absent keys
+/// unchanged, unknown keys rejected) -> the new effective settings.
+pub(crate) fn scheduler_set(h: &DirSyncEngine, req: &str) -> OpResult {
+    let patch: crate::scheduler::SchedulerPatch = parse(req)?;
+    let mut e = locked(h);
+    let settings = e.set_scheduler_settings(&patch).map_err(scheduler_error)?;
+    to_json(&settings)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct WritebackRequest {
+    dry_run: bool,
+    confirm_deletes: bool,
+    allow_empty_import: bool,
+}
+
+/// `{"dry_run":false,"confirm_deletes":false,"allow_empty_import":false}` -> `{"dry_run","runs"}`:
+/// the cloud connectors imported and synchronized, the Active Directory connectors exported.
+pub(crate) fn writeback(h: &DirSyncEngine, req: &str) -> OpResult {
+    let r: WritebackRequest = parse(req)?;
+    let opts = RunOptions {
+        dry_run: r.dry_run,
+        confirm_deletes: r.confirm_deletes,
+        allow_empty_import: r.allow_empty_import,
+    };
+    let mut e = locked(h);
+    h.cancel.store(false, Ordering::SeqCst);
+    h.emit(json!({"event": "start", "operation": "writeback", "dry_run": r.dry_run}));
+    let res = e.writeback(&opts);
+    h.emit(json!({"event": "end", "operation": "writeback", "ok": res.is_ok()}));
+    to_json(&json!({"dry_run": r.dry_run, "runs": res?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncObjectRequest {
+    connector: String,
+    #[serde(default)]
+    dn: Option<String>,
+    #[serde(default)]
+    anchor: Option<String>,
+    #[serde(default)]
+    commit: bool,
+}
+
+/// `{"connector":"src","dn":"..."|"anchor":"...","commit":false}` -> the single-object sync
+/// report (preview unless `commit`).
+pub(crate) fn sync_object(h: &DirSyncEngine, req: &str) -> OpResult {
+    let r: SyncObjectRequest = parse(req)?;
+    let object = match (r.dn, r.anchor) {
+        (Some(d), None) => ObjectRef::Dn(d),
+        (None, Some(a)) => ObjectRef::Anchor(a),
+        _ => return Err(FfiError::invalid_argument("give exactly one of dn, anchor")),
+    };
+    object.validate().map_err(FfiError::invalid_argument)?;
+    let mut e = locked(h);
+    h.cancel.store(false, Ordering::SeqCst);
+    to_json(&e.sync_object(&r.connector, &object, r.commit)?)
+}
+
+/// `DIRSYNC_E_NOT_SUPPORTED` unless the connector is an Active Directory connector.
+fn require_ad(e: &Engine, name: &str, what: &str) -> Result<(), FfiError> {
+    let c = e.config.connector(name).ok_or_else(|| {
+        FfiError::new(
+            Status::DIRSYNC_E_NOT_FOUND,
+            format!("unknown connector '{name}'"),
         )
     })?;
-    for p in [
-        &mut s.connection.ca_file,
-        &mut s.connection.bind_password_file,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
+    if c.kind != crate::engine::writeback::AD_KIND {
+        return Err(FfiError::new(
+            Status::DIRSYNC_E_NOT_SUPPORTED,
+            format!(
+                "connector '{name}' is of type '{}': {what} works through Active Directory connectors (type 'ad') only",
+                c.kind
+            ),
+        )
+        .with_details(json!({"feature": what, "connector": name, "type": c.kind})));
     }
-    AdConnector::new(s).map_err(|e| FfiError::connector(name, e))
+    Ok(())
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PasswordRequest {
-    connector: String,
-    dn: String,
+    #[serde(default)]
+    identity: Option<String>,
+    #[serde(default)]
+    connector: Option<String>,
+    #[serde(default)]
+    dn: Option<String>,
     password: String,
+    #[serde(default)]
+    must_change: bool,
 }
 
-/// Sets a password through an Active Directory connector (`unicodePwd` over LDAPS, as the
-/// connector exports it). Other connector types: `DIRSYNC_E_NOT_SUPPORTED`.
+/// Sets the Active Directory password of a user (`unicodePwd` over LDAPS) named by
+/// `identity` (user principal name, DN in any connector space or metaverse id), or by
+/// `connector` + `dn` of an Active Directory connector. The password never reaches a log,
+/// an error or the result.
 pub(crate) fn set_password(h: &DirSyncEngine, req: &str) -> OpResult {
-    use crate::connectors::{Connector, ExportOutcome};
-    use crate::model::AttributeChange;
     let r: PasswordRequest = parse(req)?;
-    let dn =
-        Dn::parse(&r.dn).map_err(|e| FfiError::invalid_argument(format!("dn '{}': {e}", r.dn)))?;
+    let identity = match (&r.identity, &r.connector, &r.dn) {
+        (Some(i), None, None) => {
+            if i.trim().is_empty() {
+                return Err(FfiError::invalid_argument("identity is empty"));
+            }
+            i.clone()
+        }
+        (None, Some(_), Some(d)) => {
+            Dn::parse(d).map_err(|e| FfiError::invalid_argument(format!("dn '{d}': {e}")))?;
+            d.clone()
+        }
+        _ => {
+            return Err(FfiError::invalid_argument(
+                "give identity, or connector and dn",
+            ));
+        }
+    };
     if r.password.is_empty() {
         return Err(FfiError::invalid_argument("password is empty"));
     }
-    let mut ad = ad_connector(h, &r.connector, "setting a password")?;
-    let request = ExportRequest {
-        id: 1,
-        object_type: "user".into(),
-        anchor: None,
-        dn: dn.clone(),
-        operation: ExportOperation::Update {
-            changes: vec![AttributeChange::Replace {
-                name: "unicodePwd".into(),
-                values: vec![Value::Str(r.password)],
-            }],
-            new_dn: None,
-        },
-    };
-    let results = ad
-        .export(std::slice::from_ref(&request))
-        .map_err(|e| FfiError::connector(&r.connector, e))?;
-    match results.into_iter().next().map(|x| x.outcome) {
-        Some(ExportOutcome::Success { .. }) => {
-            to_json(&json!({"connector": r.connector, "dn": dn, "result": "success"}))
+    let mut e = locked(h);
+    if let Some(c) = &r.connector {
+        require_ad(&e, c, "setting a password")?;
+        let user = e.resolve_ad_user(&identity)?;
+        if user.connector != *c {
+            return Err(FfiError::new(
+                Status::DIRSYNC_E_NOT_FOUND,
+                format!(
+                    "'{identity}' is a user of connector '{}', not '{c}'",
+                    user.connector
+                ),
+            ));
         }
-        Some(ExportOutcome::Failed { kind, message }) => Err(FfiError::new(
-            match kind {
-                crate::connectors::ExportErrorKind::ObjectNotFound => Status::DIRSYNC_E_NOT_FOUND,
-                // Throttled, timed out or unavailable: the directory could not take it now.
-                crate::connectors::ExportErrorKind::Transient => Status::DIRSYNC_E_CONNECTION,
-                _ => Status::DIRSYNC_E_CONNECTOR,
-            },
-            format!(
-                "connector '{}': setting the password of {dn} failed: {message}",
-                r.connector
-            ),
-        )
-        .with_details(json!({"kind": kind, "connector": r.connector, "dn": dn}))),
-        None => Err(FfiError::internal(
-            "the connector returned no export result",
-        )),
     }
+    let result = e.set_password(&identity, &r.password, r.must_change)?;
+    to_json(&result)
 }
 
 #[derive(Deserialize)]
@@ -878,16 +904,15 @@ struct PermissionRequest {
 /// Checks the rights of an Active Directory connector's account (read, DirSync, create, write,
 /// password reset); nothing is written. Other connector types: `DIRSYNC_E_NOT_SUPPORTED`.
 pub(crate) fn test_permission(h: &DirSyncEngine, req: &str) -> OpResult {
-    use crate::connectors::ldap::permissions;
     let r: PermissionRequest = parse(req)?;
-    let mut ad = ad_connector(h, &r.connector, "permission checks")?;
-    let report = permissions::test_permissions(&mut ad, r.writeback_ou.as_deref())
-        .map_err(|e| FfiError::connector(&r.connector, e))?;
-    to_json(&json!({
-        "connector": r.connector,
-        "all_present": report.all_present(),
-        "report": report,
-    }))
+    let e = locked(h);
+    require_ad(&e, &r.connector, "permission checks")?;
+    let report = e
+        .test_permissions(Some(&r.connector), r.writeback_ou.as_deref())?
+        .into_iter()
+        .next()
+        .ok_or_else(|| FfiError::internal("the permission check returned no report"))?;
+    to_json(&report)
 }
 
 #[cfg(test)]

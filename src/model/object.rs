@@ -176,6 +176,11 @@ pub fn diff_values(name: &str, old: &[Value], new: &[Value]) -> Vec<AttributeCha
         }];
     }
     if old.len() <= 1 && new.len() <= 1 {
+        if let (Some(o), Some(n)) = (old.first(), new.first())
+            && o.equivalent(n)
+        {
+            return Vec::new();
+        }
         return vec![AttributeChange::Replace {
             name: name.to_string(),
             values: new.to_vec(),
@@ -215,6 +220,25 @@ pub fn diff_values(name: &str, old: &[Value], new: &[Value]) -> Vec<AttributeCha
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_values_of_equal_meaning_are_no_change() {
+        let s = |t: &str| vec![Value::Str(t.to_string())];
+        assert!(diff_values("accountEnabled", &[Value::Bool(true)], &s("True")).is_empty());
+        assert!(diff_values("accountEnabled", &s("false"), &[Value::Bool(false)]).is_empty());
+        assert_eq!(
+            diff_values("accountEnabled", &[Value::Bool(true)], &s("False")).len(),
+            1
+        );
+        assert!(diff_values("employeeType", &[Value::Int(7)], &s("7")).is_empty());
+        assert_eq!(diff_values("n", &[Value::Int(7)], &s("7x")).len(), 1);
+        assert!(diff_values("manager", &[Value::Ref("cn=a".into())], &s("cn=a")).is_empty());
+        // Binary and text never compare equal by accident.
+        assert_eq!(
+            diff_values("b", &[Value::Bin(b"x".to_vec())], &s("x")).len(),
+            1
+        );
+    }
 
     #[test]
     fn diff_of_large_multivalue_is_value_level() {

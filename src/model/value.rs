@@ -80,6 +80,25 @@ impl Value {
         }
     }
 
+    /// True when two values mean the same although their types differ: a string that parses
+    /// as the other value's boolean, integer or date-time, or a string and a reference with the
+    /// same text. Used to compare what rules compute with what a connector imported, so a
+    /// `"True"` computed by an expression does not re-export a `true` read back from the target.
+    pub fn equivalent(&self, other: &Value) -> bool {
+        if self == other {
+            return true;
+        }
+        match (self, other) {
+            (Value::Str(a), Value::Ref(b)) | (Value::Ref(a), Value::Str(b)) => a == b,
+            (Value::Str(s), typed) | (typed, Value::Str(s))
+                if matches!(typed, Value::Bool(_) | Value::Int(_) | Value::Dt(_)) =>
+            {
+                Value::parse_as(s, typed.attr_type()).is_ok_and(|v| v == *typed)
+            }
+            _ => false,
+        }
+    }
+
     /// Converts a textual value (as read from LDIF, CSV or LDAP) into the given type.
     pub fn parse_as(text: &str, ty: AttrType) -> Result<Value, String> {
         Ok(match ty {

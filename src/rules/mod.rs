@@ -3,6 +3,7 @@
 //! Rules are compiled once at configuration load (expressions parsed and checked) and then
 //! evaluated many times by the engine.
 
+pub mod check;
 mod scope;
 
 pub use scope::{ScopeContext, ScopeDecision, evaluate_scope};

@@ -1105,6 +1105,41 @@ pub fn pending_list(c: &Connection, connector_id: Option<i64>) -> Result<Vec<Pen
     Ok(out)
 }
 
+/// The pending export of one connector-space object, if any.
+pub fn pending_get(c: &Connection, cs_id: i64) -> Result<Option<PendingExport>> {
+    let mut st = c.prepare_cached(
+        "SELECT connector_id, op, dn, new_dn, changes, attempts, last_error FROM pending_export
+         WHERE cs_id=?1",
+    )?;
+    let row = st
+        .query_map([cs_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })?
+        .next()
+        .transpose()?;
+    let Some((connector_id, op, dn, new_dn, changes, attempts, last_error)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(PendingExport {
+        cs_id,
+        connector_id,
+        op,
+        dn,
+        new_dn,
+        changes: from_json(&changes)?,
+        attempts,
+        last_error,
+    }))
+}
+
 /// Names of all connectors by id.
 pub fn connector_names(c: &Connection) -> Result<BTreeMap<i64, String>> {
     let mut st = c.prepare_cached("SELECT id, name FROM connector")?;

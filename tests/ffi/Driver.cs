@@ -56,8 +56,29 @@ public static class Driver
             Check(e.Code == Native.DIRSYNC_E_INVALID_JSON && e.CodeName == "DIRSYNC_E_INVALID_JSON", "invalid json code " + e.Code);
             Check(e.Message.Contains("bogus") && e.ErrorJson.Contains("\"details\""), "error message: " + e.Message);
         }
-        Check(Code(() => Native.Call("scheduler_get", engine, "{}")) == Native.DIRSYNC_E_NOT_SUPPORTED, "scheduler not supported");
-        Check(Code(() => Native.Call("writeback", engine, "{}")) == Native.DIRSYNC_E_NOT_SUPPORTED, "writeback not supported");
+        // Scheduler: get, set, get again (the module's Get-/Set-DirSyncScheduler requests).
+        Check(Native.Call("scheduler_get", engine, "{}").Contains("\"interval_seconds\":1800"), "scheduler get");
+        Check(Native.Call("scheduler_set", engine, "{\"interval_seconds\":600,\"staging_mode\":true}").Contains("\"staging_mode\":true"), "scheduler set");
+        Check(Native.Call("scheduler_get", engine, "{}").Contains("\"interval_seconds\":600"), "scheduler round trip");
+        Check(Code(() => Native.Call("scheduler_set", engine, "{\"interval_seconds\":0}")) == Native.DIRSYNC_E_INVALID_ARGUMENT, "scheduler bad value");
+        Native.Call("scheduler_set", engine, "{\"interval_seconds\":1800,\"staging_mode\":false}");
+        // UTF-16 non-ASCII and astral characters in a scheduler request (a connector override).
+        IntPtr intl = Native.Open("{\"state\":{\"path\":\"state-intl.db\"},\"connectors\":[{\"name\":\"Zürich 𝄞\",\"type\":\"ldif\",\"settings\":{\"path\":\"src.ldif\"}}]}");
+        string o = Native.Call("scheduler_set", intl, "{\"connector_overrides\":{\"Zürich 𝄞\":{\"full_sync_required\":true}}}");
+        Check(o.Contains("\"Zürich 𝄞\":{") && o.Contains("\"full_sync_required\":true"), "override with non-ASCII name: " + o);
+        Check(Native.Call("scheduler_get", intl, "{}").Contains("Zürich 𝄞"), "override round trip");
+        Native.Close(intl);
+        // Writeback without a cloud connector is a configuration error.
+        try { Native.Call("writeback", engine, "{\"dry_run\":true}"); Check(false, "writeback without cloud connector accepted"); }
+        catch (DirSyncException e) { Check(e.Code == Native.DIRSYNC_E_CONFIG && e.ErrorJson.Contains("WritebackNotConfigured"), "writeback error: " + e.ErrorJson); }
+        // Single-object sync: preview keeps nothing, commit leaves the object synchronized.
+        string plan = Native.Call("plan", engine, "{}");
+        string preview = Native.Call("sync_object", engine, "{\"connector\":\"src\",\"dn\":\"uid=alice,ou=People,dc=corp\"}");
+        Check(preview.Contains("\"committed\":false") && preview.Contains("\"action\":\"stay\"") && preview.Contains("Jürgen Müller"), "sync_object preview: " + preview);
+        Check(Native.Call("plan", engine, "{}") == plan, "preview changed the plan");
+        string commit = Native.Call("sync_object", engine, "{\"connector\":\"src\",\"anchor\":\"00000000-0000-4000-8000-00000000000b\",\"commit\":true}");
+        Check(commit.Contains("\"committed\":true") && commit.Contains("Bob Stone"), "sync_object commit: " + commit);
+        Check(Code(() => Native.Call("sync_object", engine, "{\"connector\":\"src\",\"dn\":\"uid=nö,dc=corp\"}")) == Native.DIRSYNC_E_NOT_FOUND, "sync_object unknown object");
         Check(Code(() => Native.Call("run_profile", engine, "{\"connector\":\"nö\",\"profile\":\"Export\"}")) == Native.DIRSYNC_E_NOT_FOUND, "not found");
         Check(Code(() => Native.Call("plan", engine, "{\"x\":\"\uD800\"}")) == Native.DIRSYNC_E_INVALID_UTF16, "lone surrogate");
 

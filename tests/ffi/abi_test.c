@@ -251,14 +251,48 @@ int main(void) {
     both("deletion_threshold_set", dirsync_deletion_threshold_set, dirsync_deletion_threshold_set_w, e, "{\"count\":42}", DIRSYNC_OK, "\"count\":42");
     both("deletion_threshold_set", dirsync_deletion_threshold_set, dirsync_deletion_threshold_set_w, e, "{\"percent\":150}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
     error_paths("deletion_threshold_set", dirsync_deletion_threshold_set, dirsync_deletion_threshold_set_w, e);
-    both("scheduler_get", dirsync_scheduler_get, dirsync_scheduler_get_w, e, "{}", DIRSYNC_E_NOT_SUPPORTED, NULL);
-    both("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e, "{\"enabled\":false}", DIRSYNC_E_NOT_SUPPORTED, NULL);
-    both("writeback", dirsync_writeback, dirsync_writeback_w, e, "{}", DIRSYNC_E_NOT_SUPPORTED, NULL);
+    /* scheduler: settings round trip through the side file next to the state */
+    both("scheduler_get", dirsync_scheduler_get, dirsync_scheduler_get_w, e, "{}", DIRSYNC_OK, "\"interval_seconds\":1800");
+    error_paths("scheduler_get", dirsync_scheduler_get, dirsync_scheduler_get_w, e);
+    both("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e, "{\"suspended\":true,\"interval_seconds\":900}", DIRSYNC_OK, "\"suspended\":true");
+    both("scheduler_get", dirsync_scheduler_get, dirsync_scheduler_get_w, e, "{}", DIRSYNC_OK, "\"interval_seconds\":900");
+    both("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e, "{\"connector_overrides\":{\"tgt\":{\"full_sync_required\":true}}}", DIRSYNC_OK, "\"full_sync_required\":true");
+    both("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e, "{\"next_cycle_policy\":\"Initial\",\"next_cycle_start_utc\":null}", DIRSYNC_OK, "\"next_cycle_policy\":\"Initial\"");
+    both("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e, "{\"interval_seconds\":0}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
+    both("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e, "{\"connector_overrides\":{\"n\xc3\xb6pe\":{}}}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
+    both("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e, "{\"next_cycle_start_utc\":\"tomorrow\"}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
+    both("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e, "{\"suspended\":\"yes\"}", DIRSYNC_E_INVALID_JSON, NULL);
+    both("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e, "{\"suspended\":false,\"connector_overrides\":{\"tgt\":{\"full_sync_required\":false}}}", DIRSYNC_OK, "\"suspended\":false");
+    error_paths("scheduler_set", dirsync_scheduler_set, dirsync_scheduler_set_w, e);
+
+    /* writeback: this configuration has no cloud connector */
+    both("writeback", dirsync_writeback, dirsync_writeback_w, e, "{}", DIRSYNC_E_CONFIG, NULL);
+    both("writeback", dirsync_writeback, dirsync_writeback_w, e, "{\"dry_run\":true}", DIRSYNC_E_CONFIG, NULL);
+    error_paths("writeback", dirsync_writeback, dirsync_writeback_w, e);
+
+    /* passwords: only through AD connectors, for users linked to one */
     both("set_password", dirsync_set_password, dirsync_set_password_w, e, "{\"connector\":\"src\",\"dn\":\"uid=alice\",\"password\":\"x\"}", DIRSYNC_E_NOT_SUPPORTED, NULL);
     both("set_password", dirsync_set_password, dirsync_set_password_w, e, "{\"connector\":\"src\",\"dn\":\"not a dn\",\"password\":\"x\"}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
-    both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{}", DIRSYNC_E_NOT_SUPPORTED, NULL);
+    both("set_password", dirsync_set_password, dirsync_set_password_w, e, "{\"identity\":\"uid=alice,ou=People,dc=corp\",\"password\":\"x\",\"must_change\":true}", DIRSYNC_E_NOT_FOUND, NULL);
+    both("set_password", dirsync_set_password, dirsync_set_password_w, e, "{\"identity\":\"nobody@corp.example.com\",\"password\":\"x\"}", DIRSYNC_E_NOT_FOUND, NULL);
+    both("set_password", dirsync_set_password, dirsync_set_password_w, e, "{\"identity\":\"uid=alice,ou=People,dc=corp\",\"password\":\"\"}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
+    both("set_password", dirsync_set_password, dirsync_set_password_w, e, "{\"password\":\"x\"}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
+    error_paths("set_password", dirsync_set_password, dirsync_set_password_w, e);
+
+    /* single-object sync: preview (nothing changes), then commit */
+    both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{\"connector\":\"src\",\"dn\":\"uid=alice,ou=People,dc=corp\"}", DIRSYNC_OK, "\"action\":\"stay\"");
+    both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{\"connector\":\"src\",\"anchor\":\"00000000-0000-4000-8000-00000000000c\"}", DIRSYNC_OK, "not satisfied");
+    both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{\"connector\":\"src\",\"dn\":\"uid=bob,ou=People,dc=corp\",\"commit\":true}", DIRSYNC_OK, "\"committed\":true");
+    both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{\"connector\":\"src\",\"dn\":\"uid=nobody,dc=corp\"}", DIRSYNC_E_NOT_FOUND, NULL);
+    both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{\"connector\":\"nope\",\"dn\":\"uid=a,dc=corp\"}", DIRSYNC_E_NOT_FOUND, NULL);
+    both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{\"connector\":\"src\",\"dn\":\"not a dn\"}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
+    both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{\"connector\":\"src\"}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
+    both("sync_object", dirsync_sync_object, dirsync_sync_object_w, e, "{\"connector\":\"src\",\"dn\":\"uid=a,dc=corp\",\"anchor\":\"x\"}", DIRSYNC_E_INVALID_ARGUMENT, NULL);
+    error_paths("sync_object", dirsync_sync_object, dirsync_sync_object_w, e);
+
     both("test_permission", dirsync_test_permission, dirsync_test_permission_w, e, "{\"connector\":\"src\"}", DIRSYNC_E_NOT_SUPPORTED, NULL);
     both("test_permission", dirsync_test_permission, dirsync_test_permission_w, e, "{\"connector\":\"nope\"}", DIRSYNC_E_NOT_FOUND, NULL);
+    error_paths("test_permission", dirsync_test_permission, dirsync_test_permission_w, e);
     CHECK(dirsync_scheduler_get(e, "{\"x\":1}", &out) == DIRSYNC_E_INVALID_JSON);
     CHECK(dirsync_confirm_deletes(NULL) == DIRSYNC_E_INVALID_ARGUMENT);
     CHECK(dirsync_confirm_deletes(e) == DIRSYNC_OK);
@@ -299,7 +333,10 @@ int main(void) {
                               "\"settings\":{\"connection\":{\"url\":\"ldap://127.0.0.1:1\",\"connect_attempts\":1}}}]}", &ad) == DIRSYNC_OK);
     if (ad) {
         both("test_permission", dirsync_test_permission, dirsync_test_permission_w, ad, "{\"connector\":\"corp\"}", DIRSYNC_E_CONNECTION, NULL);
-        both("set_password", dirsync_set_password, dirsync_set_password_w, ad, "{\"connector\":\"corp\",\"dn\":\"CN=a,DC=corp\",\"password\":\"P\u00e4ss-1\"}", DIRSYNC_E_CONNECTION, NULL);
+        /* not in the connector space (nothing imported): the user cannot be resolved */
+        both("set_password", dirsync_set_password, dirsync_set_password_w, ad, "{\"connector\":\"corp\",\"dn\":\"CN=a,DC=corp\",\"password\":\"P\u00e4ss-1\"}", DIRSYNC_E_NOT_FOUND, NULL);
+        /* plain LDAP: writeback has no cloud connector either */
+        both("writeback", dirsync_writeback, dirsync_writeback_w, ad, "{}", DIRSYNC_E_CONFIG, NULL);
         CHECK(dirsync_engine_close(ad) == DIRSYNC_OK);
     } else {
         show_error("open ad");

@@ -12,7 +12,7 @@ import threading
 import time
 
 lib = ctypes.CDLL(sys.argv[1])
-OK, E_INVALID_JSON, E_CANCELLED, E_INVALID_UTF16, E_NOT_SUPPORTED = 0, -4, -15, -3, -16
+OK, E_INVALID_ARGUMENT, E_INVALID_JSON, E_CONFIG, E_CANCELLED, E_INVALID_UTF16, E_NOT_FOUND = 0, -1, -4, -5, -15, -3, -14
 
 c_wp = ctypes.POINTER(ctypes.c_uint16)
 CB = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
@@ -111,11 +111,67 @@ lib.dirsync_plan_w.argtypes = [ctypes.c_void_p, c_wp, ctypes.POINTER(c_wp)]
 assert lib.dirsync_plan_w(h, bad, ctypes.byref(out)) == E_INVALID_UTF16
 assert last_error()["code"] == E_INVALID_UTF16
 
-# Unknown keys and unsupported features are errors with JSON details.
+# Unknown keys are errors with JSON details.
 rc, err = call("history", h, {"limit": 3, "bogus": 1})
 assert rc == E_INVALID_JSON and "bogus" in err["message"], err
-rc, err = call("scheduler_get", h, {})
-assert rc == E_NOT_SUPPORTED and err["details"]["feature"], err
+
+# Scheduler settings round trip (stored next to the state), errors for bad values.
+rc, res = call("scheduler_get", h, {})
+assert rc == OK and res["interval_seconds"] == 1800 and res["suspended"] is False, res
+rc, res = call("scheduler_set", h, {"suspended": True, "next_cycle_policy": "Initial"})
+assert rc == OK and res["suspended"] is True and res["next_cycle_policy"] == "Initial", res
+rc, res = call_w("scheduler_get", h, "{}")
+assert rc == OK and res["suspended"] is True, res
+rc, err = call("scheduler_set", h, {"purge_run_history_days": 0})
+assert rc == E_INVALID_ARGUMENT and err["details"]["key"] == "purge_run_history_days", err
+rc, res = call("scheduler_set", h, {"suspended": False, "next_cycle_policy": "Delta"})
+assert rc == OK and res["suspended"] is False, res
+
+# UTF-16 with non-ASCII and astral characters in a scheduler request: a connector override
+# on a second engine whose connector has such a name.
+intl = json.dumps({"state": {"path": "state-intl.db"},
+                   "connectors": [{"name": "Zürich 𝄞", "type": "ldif", "settings": {"path": "src.ldif"}}]})
+h2 = ctypes.c_void_p()
+assert lib.dirsync_engine_open_w(wstr(intl), ctypes.byref(h2)) == OK, last_error()
+rc, res = call_w("scheduler_set", h2, '{"connector_overrides":{"Zürich 𝄞":{"full_import_required":true,"full_import_interval_hours":24}}}')
+assert rc == OK and res["connector_overrides"]["Zürich 𝄞"]["full_import_required"] is True, res
+rc, res = call_w("scheduler_get", h2, "{}")
+assert rc == OK and res["connector_overrides"]["Zürich 𝄞"]["full_import_interval_hours"] == 24, res
+rc, err = call_w("scheduler_set", h2, '{"connector_overrides":{"Zürich":{"full_sync_required":true}}}')
+assert rc == E_INVALID_ARGUMENT and "Zürich" in err["message"], err
+assert lib.dirsync_engine_close(h2) == OK
+
+# Writeback needs a cloud and an AD connector: this configuration has neither.
+rc, err = call("writeback", h, {"dry_run": True})
+assert rc == E_CONFIG and err["details"]["kind"] == "WritebackNotConfigured", err
+
+# Single-object sync: alice's sn changes in the source; the preview shows the metaverse change
+# and the target export and keeps nothing; the commit makes the export pending.
+with open("src.ldif", encoding="utf-8") as f:
+    source = f.read()
+with open("src.ldif", "w", encoding="utf-8") as f:
+    f.write(source.replace("sn:: TcO8bGxlcg==", "sn: Müller-Lüdenscheidt"))
+rc, res = call("run_profile", h, {"connector": "src", "profile": "FullImport"})
+assert rc == OK and res["counters"]["updates"] == 1, res
+rc, plan_before = call("plan", h, {})
+assert rc == OK
+request = '{"connector":"src","dn":"uid=alice,ou=People,dc=corp"}'
+rc, rep = call_w("sync_object", h, request)
+assert rc == OK and rep["committed"] is False and rep["link"]["action"] == "stay", rep
+sn = [c for c in rep["metaverse"]["changes"] if c["attribute"] == "sn"]
+assert len(sn) == 1 and sn[0]["rule"] == "user in", rep["metaverse"]
+assert json.dumps(sn[0]["new"], ensure_ascii=False).find("Müller-Lüdenscheidt") > 0, sn
+export = [x for x in rep["exports"] if x["connector"] == "tgt"][0]
+assert export["changed"] and export["after"]["operation"] == "update", export
+assert export["after"]["attributes"][0]["old"] == ["Müller"], export
+rc, plan_now = call("plan", h, {})
+assert plan_now == plan_before, (plan_now, plan_before)
+rc, rep = call("sync_object", h, {"connector": "src", "dn": "uid=alice,ou=People,dc=corp", "commit": True})
+assert rc == OK and rep["committed"] is True, rep
+rc, plan_now = call("plan", h, {})
+assert any(o["dn"] == "uid=alice,dc=t" and o["operation"] == "update" for o in plan_now["objects"]), plan_now
+rc, err = call("sync_object", h, {"connector": "src", "dn": "uid=nobody,dc=corp"})
+assert rc == E_NOT_FOUND, err
 
 # Concurrent calls on one handle from several threads.
 errors = []
@@ -125,7 +181,10 @@ def worker(i):
     try:
         for _ in range(5):
             for name, req in [("status", {}), ("plan", {}), ("history", {"limit": 2}),
-                              ("mv_objects", {}), ("run_profile", {"connector": "src", "profile": "DeltaSync"})]:
+                              ("mv_objects", {}), ("run_profile", {"connector": "src", "profile": "DeltaSync"}),
+                              ("sync_object", {"connector": "src", "dn": "uid=bob,ou=People,dc=corp"}),
+                              ("sync_object", {"connector": "src", "dn": "uid=bob,ou=People,dc=corp", "commit": True}),
+                              ("scheduler_get", {}), ("scheduler_set", {"interval_seconds": 1800 + i})]:
                 rc, res = call(name, h, req)
                 if rc != OK:
                     errors.append((name, res))

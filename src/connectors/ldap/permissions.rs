@@ -44,7 +44,9 @@ fn values(e: &super::connection::RawEntry, name: &str) -> Vec<String> {
 }
 
 /// Checks the rights of the connector's account. `writeback_ou` is the container where
-/// writeback creates objects (its checks are skipped when `None`).
+/// writeback creates objects (the object creation checks are skipped when `None`). Attribute
+/// rights (mS-DS-ConsistencyGuid, membership, password reset) are read on a user below the
+/// writeback container, else on a synchronized user of the partitions.
 pub fn test_permissions(
     ad: &mut AdConnector,
     writeback_ou: Option<&str>,
@@ -89,9 +91,11 @@ pub fn test_permissions(
             Err(e) => return Err(e),
         });
     }
+    let mut ou_exists = false;
     if let Some(ou) = writeback_ou {
         let attrs = ["allowedChildClassesEffective".to_string()];
         let entry = ad.client_mut().read_entry(ou, &attrs, Vec::new())?;
+        ou_exists = entry.is_some();
         let classes = entry
             .as_ref()
             .map(|e| values(e, "allowedChildClassesEffective"))
@@ -108,12 +112,24 @@ pub fn test_permissions(
                 },
             });
         }
-        // Attribute rights are read on an existing user below the container.
-        let mut user: Option<String> = None;
+    }
+    // Attribute rights are read on an existing user: below the writeback container, else in
+    // the partitions (the synchronized users, whose ConsistencyGuid and passwords are written).
+    // Accounts protected by AdminSDHolder (adminCount=1) do not inherit delegated rights, so
+    // they are not taken as the sample.
+    let mut places: Vec<String> = writeback_ou
+        .filter(|_| ou_exists)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    places.extend(ad.partition_bases());
+    let mut user: Option<(String, String)> = None;
+    for place in &places {
+        let mut found: Option<String> = None;
         ad.client_mut().search(
-            ou,
+            place,
             ldap3::Scope::Subtree,
-            "(&(objectClass=user)(!(objectClass=computer)))",
+            "(&(objectClass=user)(!(objectClass=computer))(!(adminCount=1)))",
             &["1.1".to_string()],
             vec![ldap3::controls::RawControl {
                 ctype: super::connection::PAGED_RESULTS_OID.to_string(),
@@ -122,34 +138,47 @@ pub fn test_permissions(
             }],
             &mut |m| {
                 if let super::connection::SearchMsg::Entry(e) = m {
-                    user.get_or_insert(e.dn);
+                    found.get_or_insert(e.dn);
                 }
                 Ok(())
             },
         )?;
-        let writable = match &user {
-            Some(dn) => ad
-                .client_mut()
-                .read_entry(dn, &["allowedAttributesEffective".to_string()], Vec::new())?
-                .map(|e| values(&e, "allowedAttributesEffective"))
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
-        for (right, attr) in [
-            ("write mS-DS-ConsistencyGuid", "mS-DS-ConsistencyGuid"),
-            ("write group membership", "member"),
-            ("reset passwords (unicodePwd)", "unicodePwd"),
-        ] {
-            let present = writable.iter().any(|a| a.eq_ignore_ascii_case(attr));
-            checks.push(PermissionCheck {
-                right: format!("{right} in {ou}"),
-                present: present || (attr == "member" && classes.iter().any(|c| c == "group")),
-                detail: match &user {
-                    Some(dn) => format!("from allowedAttributesEffective of '{dn}'"),
-                    None => "no user below the container to check".into(),
-                },
-            });
+        if let Some(dn) = found {
+            user = Some((place.clone(), dn));
+            break;
         }
+    }
+    let writable = match &user {
+        Some((_, dn)) => ad
+            .client_mut()
+            .read_entry(dn, &["allowedAttributesEffective".to_string()], Vec::new())?
+            .map(|e| values(&e, "allowedAttributesEffective"))
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let group_create = checks
+        .iter()
+        .any(|c| c.present && c.right.starts_with("create group objects"));
+    for (right, attr) in [
+        ("write mS-DS-ConsistencyGuid", "mS-DS-ConsistencyGuid"),
+        ("write group membership", "member"),
+        ("reset passwords (unicodePwd)", "unicodePwd"),
+    ] {
+        let present = writable.iter().any(|a| a.eq_ignore_ascii_case(attr));
+        let place = user
+            .as_ref()
+            .map(|(p, _)| p.clone())
+            .or_else(|| places.first().cloned())
+            .unwrap_or_default();
+        checks.push(PermissionCheck {
+            right: format!("{right} in {place}"),
+            // Membership of the groups dirsync creates: creating them is enough.
+            present: present || (attr == "member" && group_create),
+            detail: match &user {
+                Some((_, dn)) => format!("from allowedAttributesEffective of '{dn}'"),
+                None => "no user found to check".into(),
+            },
+        });
     }
     Ok(PermissionReport {
         dc: root.dns_host_name,

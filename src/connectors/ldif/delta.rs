@@ -120,6 +120,23 @@ fn apply_record(
 ) -> Result<(), ConnectorError> {
     let line = rec.line;
     let dn = rec.dn;
+    // Records about entries outside the container filter that were never imported are
+    // skipped (an entry moved into the scope needs a full import to be read whole).
+    if !typing.containers.in_scope(&dn) && overlay.get(&dn).is_none() {
+        if let RecordBody::ModDn {
+            new_rdn,
+            new_superior,
+            ..
+        } = &rec.body
+        {
+            let parent = new_superior.clone().unwrap_or_else(|| dn.parent());
+            if typing.containers.in_scope(&parent.child(new_rdn.clone())) {
+                tracing::warn!(dn = %dn, file = %file, line, "entry moved into the LDIF container scope: run a full import to read it");
+            }
+        }
+        tracing::debug!(dn = %dn, file = %file, line, "change record outside the LDIF container scope skipped");
+        return Ok(());
+    }
     let current = |overlay: &Overlay<'_>| {
         overlay.get(&dn).ok_or_else(|| {
             input_error(
@@ -392,6 +409,34 @@ mod tests {
         let ups = upserts(&changes);
         assert_eq!(ups[1].values("uidNumber"), &[Value::Int(7)]);
         assert_eq!(changes[2], ImportChange::Delete { anchor: "9".into() });
+    }
+
+    #[test]
+    fn container_filter_turns_moves_out_into_deletes_and_skips_outside_records() {
+        let cs = MemCs(RefCell::new(vec![
+            obj("1", "cn=a,ou=in,dc=x", "a"),
+            obj("2", "cn=b,ou=in,dc=x", "b"),
+        ]));
+        let mut settings = LdifSettings::new("x");
+        settings.exclude = vec!["ou=out,dc=x".into()];
+        let typing = Typing::new(&settings);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("001.ldif");
+        std::fs::write(
+            &p,
+            "dn: cn=a,ou=in,dc=x\nchangetype: modrdn\nnewrdn: cn=a\ndeleteoldrdn: 1\nnewsuperior: ou=out,dc=x\n\n\
+             dn: cn=a,ou=out,dc=x\nchangetype: modify\nreplace: sn\nsn: A\n-\n\n\
+             dn: cn=z,ou=out,dc=x\nchangetype: modify\nreplace: sn\nsn: Z\n-\n\n\
+             dn: cn=n,ou=out,dc=x\nchangetype: add\ncn: n\nentryUUID: 9\n\n\
+             dn: cn=b,ou=in,dc=x\nchangetype: modify\nreplace: sn\nsn: B\n-\n",
+        )
+        .unwrap();
+        let changes = apply_files(&typing, &[("001.ldif".into(), p)], &cs).unwrap();
+        let changes = crate::connectors::ldif::scope_changes(&typing.containers, changes, &cs);
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(changes[0], ImportChange::Delete { anchor: "1".into() });
+        let ups = upserts(&changes);
+        assert_eq!(ups[0].dn.to_string(), "cn=b,ou=in,dc=x");
     }
 
     #[test]

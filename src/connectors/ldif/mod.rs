@@ -21,6 +21,7 @@
 //! path = "corp.ldif"              # content records
 //! changes_dir = "changes/corp"    # *.ldif change records, applied in file-name order
 //! anchor_attribute = "entryUUID"  # the default
+//! exclude = ["ou=Lab,dc=corp,dc=example"]   # container filter of imports (also `include`)
 //! [connectors.settings.attribute_types]
 //! employeeNumber = "integer"
 //! [connectors.settings.object_types]
@@ -71,6 +72,16 @@ pub struct LdifSettings {
     /// objectClass value (case-insensitive) -> object type, overriding the built-in mapping.
     #[serde(default)]
     pub object_types: BTreeMap<String, String>,
+    /// Container filter of imports (DNs), as the LDAP connectors' partition `include`: only
+    /// entries inside these containers are imported; empty means every entry.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Container filter of imports (DNs), as the LDAP connectors' partition `exclude`: entries
+    /// inside these containers are not imported (wins over `include`). An entry moved out of
+    /// scope by a delta comes back as a delete; change records about entries outside the
+    /// scope are skipped.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 fn default_anchor_attribute() -> String {
@@ -86,7 +97,38 @@ impl LdifSettings {
             anchor_attribute: default_anchor_attribute(),
             attribute_types: BTreeMap::new(),
             object_types: BTreeMap::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
         }
+    }
+}
+
+/// The container filter of imports (`include` / `exclude`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Containers {
+    include: Vec<Dn>,
+    exclude: Vec<Dn>,
+}
+
+impl Containers {
+    fn parse(settings: &LdifSettings) -> Result<Containers, ConnectorError> {
+        let parse = |key: &str, list: &[String]| -> Result<Vec<Dn>, ConnectorError> {
+            list.iter()
+                .map(|s| {
+                    Dn::parse(s).map_err(|e| ConnectorError::Config(format!("ldif: {key}: {e}")))
+                })
+                .collect()
+        };
+        Ok(Containers {
+            include: parse("include", &settings.include)?,
+            exclude: parse("exclude", &settings.exclude)?,
+        })
+    }
+
+    /// True when an entry at `dn` is imported.
+    pub(crate) fn in_scope(&self, dn: &Dn) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|c| dn.is_within(c)))
+            && !self.exclude.iter().any(|c| dn.is_within(c))
     }
 }
 
@@ -135,6 +177,8 @@ pub(crate) struct Typing {
     object_types: HashMap<String, String>,
     /// Object type -> objectClass written when an added object has none.
     object_classes: HashMap<String, String>,
+    /// Container filter of imports.
+    pub(crate) containers: Containers,
 }
 
 impl Typing {
@@ -170,6 +214,8 @@ impl Typing {
             attribute_types,
             object_types,
             object_classes,
+            // Validated by `LdifConnector::new`; unparsable DNs are dropped here.
+            containers: Containers::parse(settings).unwrap_or_default(),
         }
     }
 
@@ -514,6 +560,7 @@ impl LdifConnector {
                 )));
             }
         }
+        Containers::parse(&settings)?;
         let typing = Typing::new(&settings);
         Ok(LdifConnector {
             path: base_dir.join(&settings.path),
@@ -642,6 +689,44 @@ impl LdifConnector {
     }
 }
 
+/// Applies the container filter to delta changes: an entry that ends up outside the scope
+/// is a delete when the connector space (or this run) has it, and nothing otherwise.
+fn scope_changes(
+    containers: &Containers,
+    changes: Vec<ImportChange>,
+    cs: &dyn ConnectorSpaceView,
+) -> Vec<ImportChange> {
+    let mut upserted: HashSet<String> = HashSet::new();
+    let mut left: HashSet<String> = HashSet::new();
+    let mut out = Vec::with_capacity(changes.len());
+    for c in changes {
+        match c {
+            ImportChange::Upsert(o) if !containers.in_scope(&o.dn) => {
+                let Some(a) = o.anchor.clone() else { continue };
+                let known = upserted.remove(&a) || cs.by_anchor(&a).is_some();
+                if known && left.insert(a.clone()) {
+                    tracing::debug!(dn = %o.dn, "entry left the LDIF container scope: delete");
+                    out.push(ImportChange::Delete { anchor: a });
+                }
+            }
+            ImportChange::Upsert(o) => {
+                if let Some(a) = &o.anchor {
+                    upserted.insert(a.clone());
+                    left.remove(a);
+                }
+                out.push(ImportChange::Upsert(o));
+            }
+            ImportChange::Delete { anchor } => {
+                upserted.remove(&anchor);
+                if !left.contains(&anchor) {
+                    out.push(ImportChange::Delete { anchor });
+                }
+            }
+        }
+    }
+    out
+}
+
 impl Connector for LdifConnector {
     /// The whole target file is rewritten per call: take every pending export at once.
     fn export_batch_size(&self) -> usize {
@@ -693,7 +778,11 @@ impl Connector for LdifConnector {
             None => None,
         };
         let mut count = 0usize;
+        let containers = self.typing.containers.clone();
         self.read_content(true, |obj, _| {
+            if !containers.in_scope(&obj.dn) {
+                return Ok(());
+            }
             count += 1;
             sink.push(ImportChange::Upsert(obj))
         })?;
@@ -721,6 +810,7 @@ impl Connector for LdifConnector {
             return Ok(Some(watermark.to_string()));
         };
         let changes = delta::apply_files(&self.typing, &files, cs)?;
+        let changes = scope_changes(&self.typing.containers, changes, cs);
         tracing::info!(files = files.len(), changes = changes.len(), watermark = %last, "LDIF delta import");
         for c in changes {
             sink.push(c)?;
