@@ -238,7 +238,8 @@ impl<'e> SyncRun<'e> {
     fn link_pass(&mut self, c: &Connection, chunk: &[i64]) -> Result<()> {
         let mut affected = BTreeSet::new();
         for id in chunk {
-            if self.link_unchanged(c, *id)? {
+            // Linked or deleted objects wait for pass 2: no need to decode them here.
+            if !matches!(store::cs_head(c, *id)?, Some((_, _, None, false, _))) {
                 continue;
             }
             if let Some(mut o) = store::cs_get(c, *id)?

@@ -1009,41 +1009,6 @@ pub fn pending_put(c: &Connection, p: &PendingExport) -> Result<()> {
     Ok(())
 }
 
-/// The pending export of a connector-space object.
-pub fn pending_get(c: &Connection, cs_id: i64) -> Result<Option<PendingExport>> {
-    let mut st = c.prepare_cached(
-        "SELECT cs_id, connector_id, op, dn, new_dn, changes, attempts, last_error FROM pending_export
-         WHERE cs_id=?1",
-    )?;
-    let row = st
-        .query_row([cs_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, Option<String>>(7)?,
-            ))
-        })
-        .optional()?;
-    let Some((cs_id, connector_id, op, dn, new_dn, changes, attempts, last_error)) = row else {
-        return Ok(None);
-    };
-    Ok(Some(PendingExport {
-        cs_id,
-        connector_id,
-        op,
-        dn,
-        new_dn,
-        changes: from_json(&changes)?,
-        attempts,
-        last_error,
-    }))
-}
-
 /// Removes the pending export of a connector-space object.
 pub fn pending_clear(c: &Connection, cs_id: i64) -> Result<()> {
     c.prepare_cached("DELETE FROM pending_export WHERE cs_id=?1")?
