@@ -8,7 +8,8 @@
 //! Cases: full_import, full_sync, export, delta_1000 (1,000 modified users: delta import +
 //! delta sync), big_group_one_member (one member added to the large group: delta sync work, and
 //! the check that exactly one member value is exported), big_group_remove_member (the same for
-//! a removal). `DIRSYNC_BENCH_BIG_ROUNDS=n` repeats the remove/add rounds (for profiling).
+//! a removal), big_group_confirm_sync (the target sync after the import that confirms that
+//! export). `DIRSYNC_BENCH_BIG_ROUNDS=n` repeats the remove/add rounds (for profiling).
 
 use dirsync::config::Config;
 use dirsync::engine::{Engine, RunOptions, RunProfile};
@@ -225,6 +226,14 @@ fn bench(users: usize) {
     assert_eq!(attrs[0].operation, "add");
     assert_eq!(attrs[0].new.len(), 1, "exactly one member value exported");
     run(&mut e, "tgt", RunProfile::Export);
+    // The target import confirms the export; its sync has nothing to change.
+    run(&mut e, "tgt", RunProfile::FullImport);
+    let (_, s) = time(|| run(&mut e, "tgt", RunProfile::DeltaSync));
+    report(&tag("big_group_confirm_sync"), 1, s);
+    assert!(
+        e.plan().expect("plan").objects.is_empty(),
+        "nothing pending"
+    );
 
     // One member removed from the big group (and, for profiling, more add/remove rounds).
     let rounds: usize = std::env::var("DIRSYNC_BENCH_BIG_ROUNDS")

@@ -114,19 +114,32 @@ impl Applier<'_> {
                     || o.unconfirmed.is_some();
                 if changed {
                     // Value-level changes since the last sync, when they tell the whole story.
-                    let delta = if !renamed
+                    let plain = !renamed
                         && o.object_type == obj.object_type
                         && !o.deleted
                         && !o.placeholder
-                        && o.unconfirmed.is_none()
-                        && o.mv_id.is_some()
-                    {
+                        && o.mv_id.is_some();
+                    let delta = if plain && o.unconfirmed.is_none() {
                         let before = if o.sync_pending {
-                            store::cs_delta_get(self.conn, o.id)?
+                            store::cs_delta_get(self.conn, o.id)?.filter(|d| !d.confirmed)
                         } else {
-                            Some(store::ObjectDelta::new())
+                            Some(store::ObjectDelta::default())
                         };
                         before.and_then(|b| value_delta(b, &o.attributes, &obj.attributes))
+                    } else if plain
+                        && !o.sync_pending
+                        && o.unconfirmed.as_ref() == Some(&obj.attributes)
+                    {
+                        // An export read back as written: nothing changed on the target side.
+                        value_delta(
+                            store::ObjectDelta::default(),
+                            &o.attributes,
+                            &obj.attributes,
+                        )
+                        .map(|d| store::ObjectDelta {
+                            confirmed: true,
+                            ..d
+                        })
                     } else {
                         None
                     };
@@ -205,7 +218,7 @@ fn value_delta(
         if added.is_empty() && removed.is_empty() {
             return None;
         }
-        let d = before.entry(name.clone()).or_default();
+        let d = before.attributes.entry(name.clone()).or_default();
         d.len = n.len();
         for v in removed {
             if let Some(i) = d.added.iter().position(|x| x == v) {
@@ -222,7 +235,7 @@ fn value_delta(
             }
         }
         if d.added.is_empty() && d.removed.is_empty() {
-            before.remove(name);
+            before.attributes.remove(name);
         }
     }
     Some(before)

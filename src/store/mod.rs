@@ -625,10 +625,18 @@ pub struct ValueDelta {
     pub len: usize,
 }
 
-/// Value-level changes of a connector-space object since its last synchronization, by
-/// attribute. Recorded by imports for objects that were synchronized before; present only
-/// while the object waits for sync and only when these are all its changes.
-pub type ObjectDelta = BTreeMap<String, ValueDelta>;
+/// Value-level changes of a connector-space object since its last synchronization. Recorded
+/// by imports for objects that were synchronized before; present only while the object waits
+/// for sync and only when these are all its changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObjectDelta {
+    /// Value changes of the imported attributes, by attribute.
+    pub attributes: BTreeMap<String, ValueDelta>,
+    /// The import read back exactly what dirsync had exported and not yet confirmed: the
+    /// target-side (effective) attributes did not change.
+    #[serde(default)]
+    pub confirmed: bool,
+}
 
 /// The recorded value-level changes of an object, if any.
 pub fn cs_delta_get(c: &Connection, cs_id: i64) -> Result<Option<ObjectDelta>> {

@@ -57,7 +57,7 @@ impl SyncRun<'_> {
             return Ok(false);
         }
         let name = self.connector_name(cid);
-        let changed = |a: &str| delta.contains_key(a);
+        let changed = |a: &str| delta.attributes.contains_key(a);
         Ok(!self
             .engine
             .rules
@@ -82,7 +82,7 @@ impl SyncRun<'_> {
             return Ok(store::cs_get(c, id)?.map(|o| (o, None)));
         };
         let skip: BTreeSet<String> = if self.link_unchanged(c, id)? {
-            delta.keys().cloned().collect()
+            delta.attributes.keys().cloned().collect()
         } else {
             BTreeSet::new()
         };
@@ -100,11 +100,36 @@ impl SyncRun<'_> {
     ) -> Result<Option<Vec<i64>>> {
         let large = |delta: &ObjectDelta| {
             delta
+                .attributes
                 .values()
                 .any(|d| d.len + d.removed.len() >= MIN_VALUES)
         };
         if !items.iter().all(|(_, d)| large(d)) {
             return Ok(None);
+        }
+        // Confirmed exports of provisioned objects of connectors that flow nothing inbound
+        // change neither the metaverse nor the target side: nothing to evaluate.
+        let mut contributing = Vec::new();
+        for (o, d) in items {
+            if !d.confirmed {
+                contributing.push((o, d));
+                continue;
+            }
+            let cname = self.connector_name(o.connector_id);
+            if o.link != Some(LinkKind::Provisioned)
+                || self
+                    .engine
+                    .rules
+                    .inbound(&cname, &o.object_type)
+                    .next()
+                    .is_some()
+            {
+                return Ok(None);
+            }
+        }
+        if contributing.is_empty() {
+            tracing::debug!(mv = m, "value-level sync: confirmed export only");
+            return Ok(Some(Vec::new()));
         }
         let links = store::cs_links_by_mv(c, m)?;
         if !links
@@ -116,7 +141,7 @@ impl SyncRun<'_> {
         let Some(mut mv) = store::mv_get(c, m)? else {
             return Ok(None);
         };
-        let Some(changes) = self.inbound_value_changes(c, &mv, items)? else {
+        let Some(changes) = self.inbound_value_changes(c, &mv, &contributing)? else {
             return Ok(None);
         };
         // Apply to the metaverse values; the full path's result would hold each resolved
@@ -188,7 +213,7 @@ impl SyncRun<'_> {
         &self,
         c: &Connection,
         mv: &MvObject,
-        items: &[(CsObject, ObjectDelta)],
+        items: &[(&CsObject, &ObjectDelta)],
     ) -> Result<Option<BTreeMap<String, ValueDelta>>> {
         let outbound_targets: BTreeSet<&str> = self
             .engine
@@ -197,7 +222,7 @@ impl SyncRun<'_> {
             .map(|r| r.connector.as_str())
             .collect();
         let mut changes: BTreeMap<String, ValueDelta> = BTreeMap::new();
-        for (o, delta) in items {
+        for &(o, delta) in items {
             let cname = self.connector_name(o.connector_id);
             // A target-side object's changes matter for its pending export: evaluate whole.
             if outbound_targets.contains(cname.as_str())
@@ -206,7 +231,7 @@ impl SyncRun<'_> {
             {
                 return Ok(None);
             }
-            let changed = |a: &str| delta.contains_key(a);
+            let changed = |a: &str| delta.attributes.contains_key(a);
             if self
                 .engine
                 .rules
@@ -221,7 +246,8 @@ impl SyncRun<'_> {
                 }
                 for f in &rule.flows {
                     let reads = f.reads();
-                    let Some((attr, d)) = delta.iter().find(|(a, _)| reads.contains(a)) else {
+                    let Some((attr, d)) = delta.attributes.iter().find(|(a, _)| reads.contains(a))
+                    else {
                         continue;
                     };
                     let winner = mv
