@@ -239,7 +239,7 @@ impl<'e> SyncRun<'e> {
         let mut affected = BTreeSet::new();
         for id in chunk {
             // Linked or deleted objects wait for pass 2: no need to decode them here.
-            if !matches!(store::cs_head(c, *id)?, Some((_, _, None, false, _))) {
+            if !store::cs_head(c, *id)?.is_some_and(|h| h.mv_id.is_none() && !h.deleted) {
                 continue;
             }
             if let Some(mut o) = store::cs_get(c, *id)?

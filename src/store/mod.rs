@@ -675,20 +675,35 @@ pub struct CsLink {
     pub placeholder: bool,
 }
 
-/// Connector, type, metaverse link, deleted and placeholder flags of an object (no attributes).
-pub fn cs_head(c: &Connection, id: i64) -> Result<Option<(i64, String, Option<i64>, bool, bool)>> {
+/// The flags of a connector-space object (no attributes loaded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsHead {
+    /// Connector id.
+    pub connector_id: i64,
+    /// Object type.
+    pub object_type: String,
+    /// Joined metaverse object.
+    pub mv_id: Option<i64>,
+    /// Deleted by the last import, sync pending.
+    pub deleted: bool,
+    /// Provisioned and never seen by an import.
+    pub placeholder: bool,
+}
+
+/// Connector, type, metaverse link, deleted and placeholder flags of an object.
+pub fn cs_head(c: &Connection, id: i64) -> Result<Option<CsHead>> {
     let mut st = c.prepare_cached(
         "SELECT connector_id, object_type, mv_id, deleted, placeholder FROM cs_object WHERE id=?1",
     )?;
     Ok(st
         .query_row([id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get::<_, i64>(3)? != 0,
-                r.get::<_, i64>(4)? != 0,
-            ))
+            Ok(CsHead {
+                connector_id: r.get(0)?,
+                object_type: r.get(1)?,
+                mv_id: r.get(2)?,
+                deleted: r.get::<_, i64>(3)? != 0,
+                placeholder: r.get::<_, i64>(4)? != 0,
+            })
         })
         .optional()?)
 }

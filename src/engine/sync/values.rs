@@ -44,44 +44,33 @@ fn direct_source(f: &crate::rules::Flow) -> Option<&str> {
 }
 
 impl SyncRun<'_> {
-    /// Pass 1 shortcut: an object that stays linked and whose recorded changes do not touch
-    /// the scope of its inbound rules needs no linking work.
-    pub(super) fn link_unchanged(&self, c: &Connection, id: i64) -> Result<bool> {
-        let Some(delta) = store::cs_delta_get(c, id)? else {
-            return Ok(false);
-        };
-        let Some((cid, object_type, mv, deleted, placeholder)) = store::cs_head(c, id)? else {
-            return Ok(false);
-        };
-        if mv.is_none() || deleted || placeholder {
-            return Ok(false);
-        }
-        let name = self.connector_name(cid);
-        let changed = |a: &str| delta.attributes.contains_key(a);
-        Ok(!self
-            .engine
-            .rules
-            .inbound(&name, &object_type)
-            .any(|r| scope_reads(r, &changed)))
-    }
-
-    /// Loads a pending object for the batch: without the attributes its recorded changes
-    /// touch when nothing that evaluates it whole can need them (they are decoded only by the
-    /// full path, which reloads). Also returns the recorded changes.
+    /// Loads a pending object for the batch, with its recorded changes. When no inbound
+    /// scope reads the changed attributes, they are left out (not decoded): the batch only
+    /// evaluates scopes on it, and the full path reloads what it evaluates.
     pub(super) fn load_pending(
         &self,
         c: &Connection,
         id: i64,
     ) -> Result<Option<(CsObject, Option<ObjectDelta>)>> {
-        let delta = match store::cs_head(c, id)? {
-            Some((_, _, Some(_), false, false)) => store::cs_delta_get(c, id)?,
-            Some(_) => None,
-            None => return Ok(None),
+        let Some(head) = store::cs_head(c, id)? else {
+            return Ok(None);
+        };
+        let delta = if head.mv_id.is_some() && !head.deleted && !head.placeholder {
+            store::cs_delta_get(c, id)?
+        } else {
+            None
         };
         let Some(delta) = delta else {
             return Ok(store::cs_get(c, id)?.map(|o| (o, None)));
         };
-        let skip: BTreeSet<String> = if self.link_unchanged(c, id)? {
+        let name = self.connector_name(head.connector_id);
+        let changed = |a: &str| delta.attributes.contains_key(a);
+        let scope_safe = !self
+            .engine
+            .rules
+            .inbound(&name, &head.object_type)
+            .any(|r| scope_reads(r, &changed));
+        let skip: BTreeSet<String> = if scope_safe {
             delta.attributes.keys().cloned().collect()
         } else {
             BTreeSet::new()
@@ -455,7 +444,7 @@ fn fold_pending(
             let dn = store::cs_dn(c, cs_id)?.unwrap_or_default();
             PendingExport {
                 cs_id,
-                connector_id: cs.0,
+                connector_id: cs.connector_id,
                 op: "update".into(),
                 dn,
                 new_dn: None,
