@@ -220,6 +220,8 @@ fn bench(users: usize) {
     let pending = e.plan().expect("plan").summary.updates;
     assert_eq!(pending, 1000, "1,000 changes give 1,000 updates");
     run(&mut e, "tgt", RunProfile::Export);
+    run(&mut e, "tgt", RunProfile::FullImport);
+    run(&mut e, "tgt", RunProfile::DeltaSync);
 
     // One member added to the big group.
     let ch = format!(

@@ -152,9 +152,12 @@ impl Applier<'_> {
                     o.deleted = false;
                     o.placeholder = false;
                     o.sync_pending = true;
-                    store::cs_update(self.conn, &o)?;
-                    if let Some(d) = &delta {
-                        store::cs_delta_put(self.conn, o.id, d)?;
+                    match &delta {
+                        Some(d) => {
+                            store::cs_update_values(self.conn, &o, d)?;
+                            store::cs_delta_put(self.conn, o.id, d)?;
+                        }
+                        None => store::cs_update(self.conn, &o)?,
                     }
                     if renamed {
                         counters.renames += 1;

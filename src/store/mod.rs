@@ -536,6 +536,34 @@ pub fn cs_update(c: &Connection, o: &CsObject) -> Result<()> {
 /// One statement for both: a new row when `id` is 0, else every column but the import
 /// generation is rewritten. Keeps the reference index in step.
 fn cs_save(c: &Connection, o: &CsObject, generation: i64) -> Result<i64> {
+    let id = cs_save_row(c, o, generation)?;
+    cs_write_refs(c, id, o)?;
+    Ok(id)
+}
+
+/// Rewrites an object whose imported attributes changed by exactly `delta` (value adds and
+/// removes). The reference index gains the added references without being rebuilt; those of
+/// removed values stay indexed until the next full write of the object. The index is read as
+/// "may reference": renames retarget only values that still match and re-evaluation of
+/// referrers is idempotent, so a stale entry costs a lookup, not a wrong value.
+pub fn cs_update_values(c: &Connection, o: &CsObject, delta: &ObjectDelta) -> Result<()> {
+    let id = cs_save_row(c, o, 0)?;
+    let mut st = c.prepare_cached(
+        "INSERT OR IGNORE INTO cs_ref(cs_id, connector_id, target_dn_norm) VALUES (?1, ?2, ?3)",
+    )?;
+    for d in delta.attributes.values() {
+        for v in &d.added {
+            if let Value::Ref(dn) = v
+                && let Ok(d) = Dn::parse(dn)
+            {
+                st.execute(params![id, o.connector_id, d.normalized()])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cs_save_row(c: &Connection, o: &CsObject, generation: i64) -> Result<i64> {
     let mut st = c.prepare_cached(
         "INSERT INTO cs_object(id, connector_id, anchor, dn, dn_norm, object_type, attrs, unconfirmed, placeholder, mv_id, link, link_rule, deleted, sync_pending, seen_generation)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
@@ -569,7 +597,6 @@ fn cs_save(c: &Connection, o: &CsObject, generation: i64) -> Result<i64> {
     } else {
         c.last_insert_rowid()
     };
-    cs_write_refs(c, id, o)?;
     Ok(id)
 }
 
