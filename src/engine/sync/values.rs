@@ -8,6 +8,12 @@
 //! updates, and folded into the target's pending export. One member of a 250,000-member group
 //! thus costs a handful of lookups instead of 250,000.
 //!
+//! Flows that read none of the changed attributes keep their values: their inputs did not
+//! change (an expression whose result changes by itself, such as one reading the clock, is
+//! re-evaluated only by the full path). An import that reads back exactly what dirsync
+//! exported (`confirmed`) changes nothing on either side for a provisioned object of a
+//! connector without inbound rules, and is skipped.
+//!
 //! Every condition the shortcut cannot prove sends the object down the full path
 //! (`mv_phase` / `outbound`), which gives the same end state; nothing is written before the
 //! decision, and everything runs inside the batch transaction of the caller.
@@ -497,9 +503,20 @@ fn fold_pending(
                 add.push(v.clone());
             }
         }
-        if add.is_empty() && remove.len() >= old.len() {
-            // Possibly nothing desired any more: the full path clears the attribute.
-            return Ok(None);
+        if add.is_empty() && !remove.is_empty() {
+            // When every current value goes, nothing may be desired any more: the full path
+            // clears the attribute then. (Stops at the first value that stays.)
+            let gone: Result<BTreeSet<String>> = remove
+                .iter()
+                .map(|v| {
+                    serde_json::to_string(v)
+                        .map_err(|e| store::StoreError::Corrupt(e.to_string()).into())
+                })
+                .collect();
+            let gone = gone?;
+            if old.iter().all(|x| gone.contains(x.get())) {
+                return Ok(None);
+            }
         }
         let at = pending
             .changes
