@@ -558,6 +558,48 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
     let quiet = eng.cycle(CyclePolicy::Delta, &run).expect("quiet 2");
     assert_eq!(exported(&quiet), 0, "{quiet:#?}");
 
+    // A cloud rename renames the AD group; its members and its membership in nothing else
+    // change, and the next cycles are quiet.
+    h.seed_update(
+        ObjectKind::Group,
+        &outer,
+        json!({"displayName": "Cloud Outer Renamed"}),
+    )
+    .expect("rename");
+    let runs = eng.writeback(&run).expect("writeback rename");
+    all_ok(&runs);
+    assert_eq!(
+        runs.iter().map(|r| r.counters.export_renames).sum::<u64>(),
+        1,
+        "{runs:#?}"
+    );
+    let renamed_dn = format!(
+        "CN=Cloud Outer Renamed_{},{wb_ou}",
+        &outer[outer.len() - 12..]
+    );
+    let groups = groups_below(&wb_ou);
+    assert!(!groups.iter().any(|g| g.dn.eq_ignore_ascii_case(&outer_dn)));
+    let og = groups
+        .iter()
+        .find(|g| g.dn.eq_ignore_ascii_case(&renamed_dn))
+        .expect("renamed group");
+    assert_eq!(
+        texts(og, "member"),
+        [
+            team_dn.to_lowercase(),
+            format!("CN=wb cy,{people}").to_lowercase()
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        og.first_text("displayName").as_deref(),
+        Some("Cloud Outer Renamed")
+    );
+    all_ok(&eng.cycle(CyclePolicy::Delta, &run).expect("delta 5"));
+    let quiet = eng.cycle(CyclePolicy::Delta, &run).expect("quiet 3");
+    assert_eq!(exported(&quiet), 0, "{quiet:#?}");
+
     // Passwords: by UPN, then by metaverse id with "must change".
     let ann_dn = format!("CN=wb ann,{people}");
     let pw1 = "Wb-Ann-New-Pw-1!";
