@@ -338,6 +338,7 @@ impl SyncRun<'_> {
                 LinkKind::Joined
             });
             o.link_rule = Some(jr.name.clone());
+            self.replace_placeholder(c, &mut o, mv)?;
             store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
             self.counters.joins += 1;
             affected.insert(mv);
@@ -379,6 +380,39 @@ impl SyncRun<'_> {
             if let (Some(mv), false) = (mv, pending) {
                 store::cs_set_sync_pending(c, rid, true)?;
                 affected.insert(mv);
+            }
+        }
+        Ok(())
+    }
+
+    /// An imported object joined a metaverse object whose object in this connector is still a
+    /// placeholder (a pending add this server never exported, e.g. because it runs in staging
+    /// mode while the active server created the object): the imported object is that object.
+    /// The placeholder and its pending add go; the imported object takes over its link (so
+    /// deprovisioning on scope exit works as for an object this server created) and the
+    /// objects that reference it are evaluated again, so references move to the real DN.
+    fn replace_placeholder(&mut self, c: &Connection, o: &mut CsObject, mv: i64) -> Result<()> {
+        let Some(ph) = store::cs_by_mv(c, mv)?
+            .into_iter()
+            .find(|x| x.connector_id == o.connector_id && x.placeholder && x.id != o.id)
+        else {
+            return Ok(());
+        };
+        tracing::info!(
+            connector = %self.connector_name(o.connector_id),
+            placeholder = %ph.dn,
+            dn = %o.dn,
+            mv_id = mv,
+            "an imported object replaces the pending add of the same identity"
+        );
+        store::cs_delete(c, ph.id)?;
+        o.link = ph.link;
+        o.link_rule = ph.link_rule;
+        for r in store::mv_referrers(c, mv)? {
+            for l in store::cs_by_mv(c, r)? {
+                if l.connector_id == o.connector_id && !l.placeholder && !l.deleted {
+                    store::cs_set_sync_pending(c, l.id, true)?;
+                }
             }
         }
         Ok(())
@@ -427,8 +461,13 @@ impl SyncRun<'_> {
                 if mo.object_type != rule.target_type {
                     return false;
                 }
+                // A placeholder (a pending add never exported) does not count: the object it
+                // would create exists already (see `replace_placeholder`).
                 store::cs_by_mv(c, *m)
-                    .map(|l| !l.iter().any(|x| x.connector_id == o.connector_id))
+                    .map(|l| {
+                        !l.iter()
+                            .any(|x| x.connector_id == o.connector_id && !x.placeholder)
+                    })
                     .unwrap_or(false)
             });
             if cands.len() == 1 {
@@ -1053,5 +1092,129 @@ fn resolve(list: &[Contribution]) -> (Resolved, Option<(String, String)>) {
         (Resolved::Keep, None)
     } else {
         (Resolved::Set(Vec::new()), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::engine::{CyclePolicy, Engine, RunOptions};
+    use crate::store::LinkKind;
+
+    const CONFIG: &str = r#"
+[state]
+path = "state.db"
+
+[safety]
+staging_mode = true
+
+[[connectors]]
+name = "hr"
+type = "csv"
+[connectors.settings]
+path = "hr.csv"
+anchor_column = "id"
+object_type = "person"
+
+[[connectors]]
+name = "cloud"
+type = "csv"
+[connectors.settings]
+path = "cloud.csv"
+anchor_column = "oid"
+object_type = "user"
+dn_template = "CN={oid},OU=Users"
+
+[[rules]]
+name = "hr in"
+direction = "inbound"
+connector = "hr"
+source_type = "person"
+target_type = "person"
+precedence = 100
+link_type = "provision"
+[[rules.join]]
+clauses = [{ source = "id", target = "key" }]
+[[rules.flows]]
+target = "key"
+source = "id"
+[[rules.flows]]
+target = "name"
+source = "name"
+
+[[rules]]
+name = "cloud in"
+direction = "inbound"
+connector = "cloud"
+source_type = "user"
+target_type = "person"
+precedence = 200
+[[rules.join]]
+clauses = [{ source = "key", target = "key" }]
+[[rules.flows]]
+target = "cloudId"
+source = "oid"
+
+[[rules]]
+name = "out"
+direction = "outbound"
+connector = "cloud"
+source_type = "person"
+target_type = "user"
+precedence = 100
+link_type = "provision"
+deprovision = "delete"
+[[rules.flows]]
+target = "dn"
+expression = 'IIF(IsPresent([cloudId]), "CN=" & [cloudId] & ",OU=Users", "CN=" & [key] & ",OU=New")'
+[[rules.flows]]
+target = "key"
+source = "key"
+[[rules.flows]]
+target = "name"
+source = "name"
+"#;
+
+    /// A staging server's pending adds disappear when the import finds the objects another
+    /// server created (another DN, joined by an inbound rule); the imported objects take the
+    /// placeholders' provisioning link, so a scope exit plans their delete.
+    #[test]
+    fn imported_objects_replace_pending_adds_of_the_same_identity() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        std::fs::write(d.join("dirsync.toml"), CONFIG).expect("config");
+        std::fs::write(d.join("hr.csv"), "id,name\n1,Ann\n2,Bob\n").expect("hr");
+        std::fs::write(d.join("cloud.csv"), "oid,key,name\n").expect("cloud");
+        let mut eng =
+            Engine::open(Config::load(&d.join("dirsync.toml")).expect("load")).expect("open");
+        let run = RunOptions {
+            allow_empty_import: true,
+            ..RunOptions::default()
+        };
+        eng.cycle(CyclePolicy::Initial, &run).expect("initial");
+        let plan = eng.plan().expect("plan");
+        assert_eq!(plan.summary.adds, 2, "{}", plan.to_table());
+
+        // The active server created both objects (ids g1, g2).
+        std::fs::write(d.join("cloud.csv"), "oid,key,name\ng1,1,Ann\ng2,2,Bob\n").expect("cloud");
+        eng.cycle(CyclePolicy::Delta, &run).expect("delta");
+        let plan = eng.plan().expect("plan");
+        assert!(plan.objects.is_empty(), "{}", plan.to_table());
+        let cs = eng.cs_objects("cloud", None, None).expect("cs");
+        let mut dns: Vec<String> = cs.iter().map(|o| o.dn.to_string()).collect();
+        dns.sort();
+        assert_eq!(dns, vec!["CN=g1,OU=Users", "CN=g2,OU=Users"]);
+        assert!(cs.iter().all(|o| !o.placeholder
+            && o.mv_id.is_some()
+            && o.link == Some(LinkKind::Provisioned)
+            && o.link_rule.as_deref() == Some("out")));
+
+        // Bob leaves the source: his cloud object is deprovisioned.
+        std::fs::write(d.join("hr.csv"), "id,name\n1,Ann\n").expect("hr");
+        eng.cycle(CyclePolicy::Delta, &run).expect("delta 2");
+        let plan = eng.plan().expect("plan");
+        assert_eq!(plan.summary.deletes, 1, "{}", plan.to_table());
+        assert_eq!(plan.objects[0].dn, "CN=g2,OU=Users");
+        assert_eq!(plan.objects.len(), 1, "{}", plan.to_table());
     }
 }
