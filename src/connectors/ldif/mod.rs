@@ -47,7 +47,6 @@ use crate::model::{AttrType, AttributeDef, Attributes, Dn, Object, Schema, Value
 use parse::{AttrValue, LdifReader, RawValue, RecordBody, input_error};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Settings of an LDIF connector (the `settings` table of a connector of type `ldif`).
@@ -501,6 +500,21 @@ pub(crate) fn apply_rdn_change(
 /// Writes `content` to `path` atomically: a temporary file in the same folder, fsync, rename,
 /// then fsync of the folder.
 pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> Result<(), ConnectorError> {
+    write_atomic_with(path, |w| {
+        w.write_all(content).map_err(|source| ConnectorError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    })
+}
+
+/// Writes `path` atomically with what `fill` writes (buffered): a temporary file in the same
+/// folder, fsync, rename, then fsync of the folder. On any error the temporary file is
+/// removed and `path` is untouched.
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> Result<(), ConnectorError>,
+) -> Result<(), ConnectorError> {
     let io = |p: &Path| {
         let p = p.display().to_string();
         move |source: std::io::Error| ConnectorError::Io { path: p, source }
@@ -515,8 +529,10 @@ pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> Result<(), ConnectorE
         .unwrap_or_else(|| "dirsync".to_string());
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(content).map_err(io(&tmp))?;
+        let f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        fill(&mut w)?;
+        let f = w.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
         f.sync_all().map_err(io(&tmp))?;
         drop(f);
         std::fs::rename(&tmp, path).map_err(io(path))?;
@@ -651,6 +667,118 @@ impl LdifConnector {
         Ok(())
     }
 
+    /// Reads the directory file for an export of a batch: the entries `wanted` names, whether
+    /// some entry lacks an anchor, and the number of entries. `None` when the file is not in
+    /// the writer's order (parents first, by normalized DN), which the streaming merge needs.
+    fn scan_for_export(
+        &self,
+        wanted: &export::Wanted,
+    ) -> Result<Option<ExportScan>, ConnectorError> {
+        let mut scan = ExportScan {
+            loaded: Vec::new(),
+            missing_anchor: false,
+            entries: 0,
+        };
+        let mut sorted = true;
+        let mut prev: Option<Vec<String>> = None;
+        let mut normalized = String::new();
+        self.read_content(false, |obj, _| {
+            if !sorted {
+                return Ok(());
+            }
+            let key = write::dn_sort_key(&obj.dn);
+            if prev.as_ref().is_some_and(|p| *p >= key) {
+                sorted = false;
+                scan.loaded = Vec::new();
+                return Ok(());
+            }
+            scan.entries += 1;
+            scan.missing_anchor |= obj.anchor.is_none();
+            if wanted.matches(obj.anchor.as_deref(), &key, &mut normalized) {
+                scan.loaded.push(obj);
+            }
+            prev = Some(key);
+            Ok(())
+        })?;
+        if !sorted {
+            tracing::info!(file = %self.file_label(), "LDIF file not in DN order: export loads it whole");
+            return Ok(None);
+        }
+        Ok(Some(scan))
+    }
+
+    /// Exports with the whole directory in memory (a file not in the writer's order).
+    fn export_whole(&self, batch: &[ExportRequest]) -> Result<Vec<ExportResult>, ConnectorError> {
+        let mut objects: Vec<Object> = Vec::new();
+        self.read_content(false, |obj, _| {
+            objects.push(obj);
+            Ok(())
+        })?;
+        let mut store = export::Store::new(&self.typing, objects);
+        let results: Vec<ExportResult> = batch.iter().map(|r| store.apply(r)).collect();
+        if store.dirty {
+            let text = write::render(store.objects());
+            write_atomic(&self.path, text.as_bytes())?;
+            tracing::info!(file = %self.file_label(), requests = batch.len(), "LDIF export written");
+        }
+        Ok(results)
+    }
+
+    /// Writes the new directory file: the current file's entries that are not in the store
+    /// (their references fixed for the batch's renames and deletes, an anchor given where
+    /// missing), merged in DN order with the store's entries (`loaded_dns`: the normalized
+    /// DNs the store was loaded with).
+    fn write_merged(
+        &self,
+        store: &export::Store<'_>,
+        loaded_dns: &HashSet<String>,
+    ) -> Result<(), ConnectorError> {
+        let mut mine: Vec<(Vec<String>, &Object)> = store
+            .objects()
+            .map(|o| (write::dn_sort_key(&o.dn), o))
+            .collect();
+        mine.sort_by(|a, b| a.0.cmp(&b.0));
+        let io = |source: std::io::Error| ConnectorError::Io {
+            path: self.file_label(),
+            source,
+        };
+        write_atomic_with(&self.path, |w| {
+            w.write_all(b"version: 1\n\n").map_err(io)?;
+            let mut next = 0usize;
+            let mut skipped = 0usize;
+            let mut buf = String::with_capacity(1 << 16);
+            self.read_content(false, |mut obj, _| {
+                if loaded_dns.contains(&obj.dn.normalized()) {
+                    skipped += 1;
+                    return Ok(());
+                }
+                let key = write::dn_sort_key(&obj.dn);
+                while let Some((_, o)) = mine.get(next).filter(|(k, _)| *k < key) {
+                    write::push_entry(&mut buf, &o.dn, o);
+                    next += 1;
+                }
+                export::give_anchor(&self.typing, &mut obj);
+                store.fix_foreign(&mut obj);
+                write::push_entry(&mut buf, &obj.dn, &obj);
+                if buf.len() >= 1 << 16 {
+                    w.write_all(buf.as_bytes()).map_err(io)?;
+                    buf.clear();
+                }
+                Ok(())
+            })?;
+            if skipped != loaded_dns.len() {
+                return Err(ConnectorError::Connection {
+                    target: self.file_label(),
+                    message: "the LDIF file changed during the export; nothing was written".into(),
+                });
+            }
+            for (_, o) in &mine[next..] {
+                write::push_entry(&mut buf, &o.dn, o);
+            }
+            w.write_all(buf.as_bytes()).map_err(io)
+        })
+    }
+
     /// The change files (`*.ldif`) of the changes folder, sorted by name.
     fn change_files(&self) -> Result<Vec<(String, PathBuf)>, ConnectorError> {
         let Some(dir) = &self.changes_dir else {
@@ -687,6 +815,16 @@ impl LdifConnector {
         out.sort();
         Ok(out)
     }
+}
+
+/// What [`LdifConnector::scan_for_export`] found.
+struct ExportScan {
+    /// The entries the batch can touch, in file order.
+    loaded: Vec<Object>,
+    /// True when some entry of the file has no anchor (one is written).
+    missing_anchor: bool,
+    /// Entries in the file.
+    entries: usize,
 }
 
 /// Applies the container filter to delta changes: an entry that ends up outside the scope
@@ -728,7 +866,8 @@ fn scope_changes(
 }
 
 impl Connector for LdifConnector {
-    /// The whole target file is rewritten per call: take every pending export at once.
+    /// The whole target file is rewritten per call (streaming, only the entries the batch
+    /// touches are held): take every pending export at once.
     fn export_batch_size(&self) -> usize {
         usize::MAX
     }
@@ -819,17 +958,40 @@ impl Connector for LdifConnector {
     }
 
     fn export(&mut self, batch: &[ExportRequest]) -> Result<Vec<ExportResult>, ConnectorError> {
-        let mut objects: Vec<Object> = Vec::new();
-        self.read_content(false, |obj, _| {
-            objects.push(obj);
-            Ok(())
-        })?;
-        let mut store = export::Store::new(&self.typing, objects);
+        // Only the entries the batch can touch are loaded; the others are streamed from the
+        // current file into the new one. That needs the file in the order the writer uses
+        // (every file this connector wrote is); any other file is loaded whole, once.
+        let mut wanted = export::Wanted::of(&self.typing, batch);
+        let scan = loop {
+            let scan = self.scan_for_export(&wanted)?;
+            let Some(scan) = scan else {
+                return self.export_whole(batch);
+            };
+            // An entry found by its anchor under another DN than the request's: its
+            // subtree matters too (non-leaf check, subtree rename).
+            let missing: Vec<String> = scan
+                .loaded
+                .iter()
+                .filter(|o| !wanted.covers(&o.dn))
+                .map(|o| o.dn.normalized())
+                .collect();
+            if missing.is_empty() {
+                break scan;
+            }
+            wanted.dns.extend(missing);
+        };
+        let loaded_dns: HashSet<String> = scan.loaded.iter().map(|o| o.dn.normalized()).collect();
+        let mut store = export::Store::new(&self.typing, scan.loaded);
         let results: Vec<ExportResult> = batch.iter().map(|r| store.apply(r)).collect();
-        if store.dirty {
-            let text = write::render(store.objects());
-            write_atomic(&self.path, text.as_bytes())?;
-            tracing::info!(file = %self.file_label(), requests = batch.len(), "LDIF export written");
+        if store.dirty || scan.missing_anchor {
+            self.write_merged(&store, &loaded_dns)?;
+            tracing::info!(
+                file = %self.file_label(),
+                requests = batch.len(),
+                loaded = loaded_dns.len(),
+                entries = scan.entries,
+                "LDIF export written"
+            );
         }
         Ok(results)
     }
@@ -838,6 +1000,8 @@ impl Connector for LdifConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::{ExportOperation, ExportOutcome};
+    use crate::model::AttributeChange;
 
     fn typing() -> Typing {
         Typing::new(&LdifSettings::new("x.ldif"))
@@ -1009,6 +1173,268 @@ mod tests {
             assert_eq!(p.dn.to_string(), o.dn.to_string());
             assert_eq!(p.attributes, o.attributes, "{}", o.dn);
         }
+    }
+
+    /// A batch of every kind of request against a file in the writer's order: the streaming
+    /// export (only the touched entries loaded) writes exactly what the whole-file export
+    /// writes, with the same per-request results.
+    #[test]
+    fn streaming_export_matches_whole_file_export() {
+        let ex = |i: i64, dn: &str, anchor: Option<&str>, op: ExportOperation| ExportRequest {
+            id: i,
+            object_type: "user".into(),
+            anchor: anchor.map(str::to_string),
+            dn: Dn::parse(dn).unwrap(),
+            operation: op,
+        };
+        let attrs = |pairs: &[(&str, Value)]| {
+            let mut a = Attributes::new();
+            for (n, v) in pairs {
+                a.entry(n.to_string()).or_default().push(v.clone());
+            }
+            a
+        };
+        let upd = |changes: Vec<AttributeChange>, new_dn: Option<&str>| ExportOperation::Update {
+            changes,
+            new_dn: new_dn.map(|d| Dn::parse(d).unwrap()),
+        };
+        let mut objects = Vec::new();
+        let mut entry = |dn: &str, anchor: &str, class: &str, extra: &[(&str, Value)]| {
+            let mut o = Object::new(Some(anchor.into()), Dn::parse(dn).unwrap(), "x");
+            o.set("entryUUID", vec![Value::from(anchor)]);
+            o.set("objectClass", vec![Value::from(class)]);
+            for (n, v) in extra {
+                o.attributes
+                    .entry(n.to_string())
+                    .or_default()
+                    .push(v.clone());
+            }
+            objects.push(o);
+        };
+        entry("dc=x", "root", "domain", &[]);
+        entry("ou=a,dc=x", "ou-a", "organizationalUnit", &[]);
+        entry("ou=b,dc=x", "ou-b", "organizationalUnit", &[]);
+        entry("ou=sub,ou=a,dc=x", "ou-sub", "organizationalUnit", &[]);
+        for i in 0..200 {
+            entry(
+                &format!("cn=u{i},ou=a,dc=x"),
+                &format!("u{i}"),
+                "inetOrgPerson",
+                &[("title", Value::from("t"))],
+            );
+        }
+        for i in 0..10 {
+            entry(
+                &format!("cn=s{i},ou=sub,ou=a,dc=x"),
+                &format!("s{i}"),
+                "inetOrgPerson",
+                &[],
+            );
+        }
+        for g in 0..10 {
+            let members: Vec<(&str, Value)> = (0..8)
+                .map(|m| ("member", Value::Ref(format!("CN=U{},OU=A,DC=X", g * 4 + m))))
+                .chain(std::iter::once((
+                    "member",
+                    Value::Ref(format!("cn=s{g},ou=sub,ou=a,dc=x")),
+                )))
+                .collect();
+            entry(
+                &format!("cn=g{g},ou=b,dc=x"),
+                &format!("g{g}"),
+                "groupOfNames",
+                &members,
+            );
+        }
+        let batch = vec![
+            ex(
+                1,
+                "cn=u1,ou=a,dc=x",
+                Some("u1"),
+                upd(
+                    vec![AttributeChange::Replace {
+                        name: "title".into(),
+                        values: vec!["new".into()],
+                    }],
+                    None,
+                ),
+            ),
+            ex(
+                2,
+                "cn=u2,ou=a,dc=x",
+                Some("u2"),
+                upd(vec![], Some("cn=u2x,ou=b,dc=x")),
+            ),
+            ex(
+                3,
+                "ou=sub,ou=a,dc=x",
+                Some("ou-sub"),
+                upd(vec![], Some("ou=sub2,dc=x")),
+            ),
+            ex(4, "cn=u3,ou=a,dc=x", Some("u3"), ExportOperation::Delete),
+            ex(5, "ou=sub2,dc=x", Some("ou-sub"), ExportOperation::Delete),
+            ex(
+                6,
+                "cn=new,ou=b,dc=x",
+                Some("n1"),
+                ExportOperation::Add {
+                    attributes: attrs(&[("member", Value::Ref("cn=u4,ou=a,dc=x".into()))]),
+                },
+            ),
+            ex(
+                7,
+                "cn=new,ou=b,dc=x",
+                Some("n1"),
+                upd(vec![], Some("cn=new2,ou=b,dc=x")),
+            ),
+            ex(
+                8,
+                "cn=u5,ou=a,dc=x",
+                Some("u5x"),
+                ExportOperation::Add {
+                    attributes: attrs(&[]),
+                },
+            ),
+            // A stale DN: found by its anchor, renamed under its real DN.
+            ex(
+                9,
+                "cn=stale,dc=x",
+                Some("u6"),
+                upd(vec![], Some("cn=u6x,ou=a,dc=x")),
+            ),
+            // Chains: u7 -> u7b -> u7c; u8 deleted, then u9 renamed to u8's old DN.
+            ex(
+                10,
+                "cn=u7,ou=a,dc=x",
+                Some("u7"),
+                upd(vec![], Some("cn=u7b,ou=a,dc=x")),
+            ),
+            ex(
+                11,
+                "cn=u7b,ou=a,dc=x",
+                Some("u7"),
+                upd(vec![], Some("cn=u7c,ou=a,dc=x")),
+            ),
+            ex(12, "cn=u8,ou=a,dc=x", Some("u8"), ExportOperation::Delete),
+            ex(
+                13,
+                "cn=u9,ou=a,dc=x",
+                Some("u9"),
+                upd(vec![], Some("cn=u8,ou=a,dc=x")),
+            ),
+            ex(
+                14,
+                "cn=s5,ou=sub2,dc=x",
+                Some("s5"),
+                ExportOperation::Delete,
+            ),
+            ex(15, "cn=zz,ou=a,dc=x", Some("nope"), ExportOperation::Delete),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let text = write::render(objects.iter());
+        let run = |name: &str, stream: bool| {
+            std::fs::write(dir.path().join(name), &text).unwrap();
+            let mut c = LdifConnector::new(LdifSettings::new(name), dir.path()).unwrap();
+            let results = if stream {
+                let scan = c
+                    .scan_for_export(&export::Wanted::of(&c.typing, &batch))
+                    .unwrap()
+                    .expect("a rendered file is in DN order");
+                assert!(
+                    scan.loaded.len() < scan.entries / 2,
+                    "{}",
+                    scan.loaded.len()
+                );
+                c.export(&batch).unwrap()
+            } else {
+                c.export_whole(&batch).unwrap()
+            };
+            (
+                results,
+                std::fs::read_to_string(dir.path().join(name)).unwrap(),
+            )
+        };
+        let (r_stream, t_stream) = run("stream.ldif", true);
+        let (r_whole, t_whole) = run("whole.ldif", false);
+        assert_eq!(r_stream, r_whole);
+        assert_eq!(t_stream, t_whole);
+        // The requests did what they say (the comparison alone would pass on a no-op).
+        let fails: Vec<i64> = r_stream
+            .iter()
+            .filter(|r| !matches!(r.outcome, ExportOutcome::Success { .. }))
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            fails,
+            vec![5, 8, 15],
+            "non-leaf delete, existing DN, unknown entry"
+        );
+        assert!(t_stream.contains("member: cn=u2x,ou=b,dc=x\n"));
+        assert!(t_stream.contains("member: cn=s0,ou=sub2,dc=x\n"));
+        assert!(t_stream.contains("dn: cn=u7c,ou=a,dc=x\n"));
+        assert!(
+            !t_stream.contains("cn=u3,ou=a,dc=x"),
+            "deleted u3 and references to it"
+        );
+        assert!(!t_stream.to_lowercase().contains("cn=u7,ou=a"));
+        // References to u8 were removed with it; u9's became references to u8's DN.
+        assert!(!t_stream.to_lowercase().contains("cn=u9,ou=a"));
+        // A second export on the written file streams again and changes nothing else.
+        let mut c = LdifConnector::new(LdifSettings::new("stream.ldif"), dir.path()).unwrap();
+        let r = c.export(&[ex(
+            20,
+            "cn=u10,ou=a,dc=x",
+            Some("u10"),
+            ExportOperation::Delete,
+        )]);
+        assert!(matches!(
+            r.unwrap()[0].outcome,
+            ExportOutcome::Success { .. }
+        ));
+        let after = std::fs::read_to_string(dir.path().join("stream.ldif")).unwrap();
+        assert_eq!(
+            after.matches("dn: ").count(),
+            t_stream.matches("dn: ").count() - 1
+        );
+    }
+
+    /// A file not in the writer's order is exported whole once and written in order.
+    #[test]
+    fn unordered_file_is_exported_whole_and_written_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("t.ldif"),
+            "version: 1\n\ndn: cn=b,dc=x\nentryUUID: b\nobjectClass: person\n\n\
+             dn: cn=a,dc=x\nobjectClass: person\n\ndn: dc=x\nentryUUID: x\nobjectClass: domain\n\n",
+        )
+        .unwrap();
+        let mut c = LdifConnector::new(LdifSettings::new("t.ldif"), dir.path()).unwrap();
+        assert!(
+            c.scan_for_export(&export::Wanted::default())
+                .unwrap()
+                .is_none()
+        );
+        let r = c.export(&[ExportRequest {
+            id: 1,
+            object_type: "user".into(),
+            anchor: Some("b".into()),
+            dn: Dn::parse("cn=b,dc=x").unwrap(),
+            operation: ExportOperation::Delete,
+        }]);
+        assert!(matches!(
+            r.unwrap()[0].outcome,
+            ExportOutcome::Success { .. }
+        ));
+        let text = std::fs::read_to_string(dir.path().join("t.ldif")).unwrap();
+        let dns: Vec<&str> = text.lines().filter(|l| l.starts_with("dn: ")).collect();
+        assert_eq!(dns, vec!["dn: dc=x", "dn: cn=a,dc=x"]);
+        assert!(
+            c.scan_for_export(&export::Wanted::default())
+                .unwrap()
+                .is_some()
+        );
+        // The entry that had no anchor got one.
+        assert_eq!(text.matches("entryUUID: ").count(), 2);
     }
 
     #[test]
