@@ -8,7 +8,10 @@
 //!    fallback, displayName fallback and trimming, accountEnabled, manager, nested group);
 //!    the excluded OU, the built-in exclusions, distribution groups and contacts stay out;
 //! 2. delta cycles (DirSync): create, update, rename, move, disable, move out of scope (soft
-//!    delete), delete (soft delete), and restore (the same cloud object comes back);
+//!    delete), delete (soft delete), and restore: a user moved back into scope, and a deleted
+//!    user reanimated from its tombstone over LDAP (Samba 4.17, Recycle Bin off: the
+//!    objectGUID survives, most attributes do not) come back as the same soft-deleted cloud
+//!    objects (same ids), through the Graph connector's restore of deleted items on add;
 //! 3. renaming an included OU trips the deletion threshold; nothing is deleted, the run
 //!    history says why, and after `confirm_deletes` the deletes go through;
 //! 4. a staging server (second engine, `staging_mode = true`) runs every cycle next to the
@@ -1336,8 +1339,11 @@ fn ad_to_entra_initial_delta_threshold_and_staging() {
             eng_ou()
         ),
     ));
-    let restored = reanimate(dc, &frank_guid, &frank);
-    println!("tombstone reanimation of {frank}: {restored:?}");
+    // Samba 4.17 reanimates a tombstone (Recycle Bin off) over LDAP; required here so that
+    // the restore path is always exercised.
+    let route = reanimate(dc, &frank_guid, &frank)
+        .unwrap_or_else(|e| panic!("tombstone reanimation of {frank} failed: {e}"));
+    println!("tombstone reanimation of {frank}: {route}");
     let e = expected
         .remove("deleted user lee.kim@corp.example.com")
         .expect("lee");
@@ -1348,69 +1354,65 @@ fn ad_to_entra_initial_delta_threshold_and_staging() {
         json!({"members": ["Sales Team", "dave.dormant@corp.example.com", "eve@corp.example.com",
                            "jsmith@corp.example.com", "lee.kim@corp.example.com"]}),
     );
-    if restored.is_ok() {
-        // A tombstone keeps few attributes (no Recycle Bin): the UPN, title, manager and
-        // group memberships are gone, so the restored cloud user shows the fallbacks.
-        expected.remove("deleted user frank.fresh@corp.example.com");
-        put(
-            &mut expected,
-            user(
-                "ffresh@corp.example.com",
-                &a_frank,
-                json!({"displayName": "Frank Fresh", "mailNickname": "ffresh"}),
-            ),
-        );
-    }
+    // A tombstone keeps few attributes (no Recycle Bin): the UPN, title, manager and
+    // group memberships are gone, so the restored cloud user shows the fallbacks.
+    expected.remove("deleted user frank.fresh@corp.example.com");
+    put(
+        &mut expected,
+        user(
+            "ffresh@corp.example.com",
+            &a_frank,
+            json!({"displayName": "Frank Fresh", "mailNickname": "ffresh"}),
+        ),
+    );
     s.settle(&cloud, "restore", 4);
     let v4 = assert_tenant(&cloud, &expected, "restore");
     assert_eq!(
         v4.ids["user lee.kim@corp.example.com"], v0.ids["user lee.kim@corp.example.com"],
         "restored, not created"
     );
-    if restored.is_ok() {
-        assert_eq!(
-            v4.ids["user ffresh@corp.example.com"], v1.ids["user frank.fresh@corp.example.com"],
-            "restored, not created"
-        );
-        // The admin puts back what the tombstone lost: the same cloud user follows.
-        dc.modify(&format!(
-            "{}{}",
-            change(
-                &frank,
-                &format!(
-                    "changetype: modify\nreplace: userPrincipalName\nuserPrincipalName: frank.fresh@corp.example.com\n-\nreplace: title\ntitle: Engineer\n-\nreplace: manager\n{}-\n",
-                    line("manager", &john())
-                )
-            ),
-            change(
-                &all_staff(),
-                &format!("changetype: modify\nadd: member\nmember: {frank}\n")
-            ),
-        ));
-        expected.remove("user ffresh@corp.example.com");
-        put(
-            &mut expected,
-            user(
-                "frank.fresh@corp.example.com",
-                &a_frank,
-                json!({"displayName": "Frank Fresh", "mailNickname": "ffresh",
-                       "jobTitle": "Engineer", "manager": "jsmith@corp.example.com"}),
-            ),
-        );
-        patch(
-            &mut expected,
-            "group All Staff",
-            json!({"members": ["Sales Team", "dave.dormant@corp.example.com",
-                               "eve@corp.example.com", "frank.fresh@corp.example.com",
-                               "jsmith@corp.example.com", "lee.kim@corp.example.com"]}),
-        );
-        s.settle(&cloud, "restored attributes", 4);
-        let v = assert_tenant(&cloud, &expected, "restored attributes");
-        assert_eq!(
-            v.ids["user frank.fresh@corp.example.com"],
-            v1.ids["user frank.fresh@corp.example.com"]
-        );
-    }
+    assert_eq!(
+        v4.ids["user ffresh@corp.example.com"], v1.ids["user frank.fresh@corp.example.com"],
+        "restored, not created"
+    );
+    // The admin puts back what the tombstone lost: the same cloud user follows.
+    dc.modify(&format!(
+        "{}{}",
+        change(
+            &frank,
+            &format!(
+                "changetype: modify\nreplace: userPrincipalName\nuserPrincipalName: frank.fresh@corp.example.com\n-\nreplace: title\ntitle: Engineer\n-\nreplace: manager\n{}-\n",
+                line("manager", &john())
+            )
+        ),
+        change(
+            &all_staff(),
+            &format!("changetype: modify\nadd: member\nmember: {frank}\n")
+        ),
+    ));
+    expected.remove("user ffresh@corp.example.com");
+    put(
+        &mut expected,
+        user(
+            "frank.fresh@corp.example.com",
+            &a_frank,
+            json!({"displayName": "Frank Fresh", "mailNickname": "ffresh",
+                   "jobTitle": "Engineer", "manager": "jsmith@corp.example.com"}),
+        ),
+    );
+    patch(
+        &mut expected,
+        "group All Staff",
+        json!({"members": ["Sales Team", "dave.dormant@corp.example.com",
+                           "eve@corp.example.com", "frank.fresh@corp.example.com",
+                           "jsmith@corp.example.com", "lee.kim@corp.example.com"]}),
+    );
+    s.settle(&cloud, "restored attributes", 4);
+    let v = assert_tenant(&cloud, &expected, "restored attributes");
+    assert_eq!(
+        v.ids["user frank.fresh@corp.example.com"],
+        v1.ids["user frank.fresh@corp.example.com"]
+    );
 
     // --- 3. renaming an included OU trips the deletion threshold ---------------------------------
     dc.modify(&change(
