@@ -828,6 +828,41 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
         &eng.cycle(CyclePolicy::Delta, &run)
             .expect("delta after delete"),
     );
+    drop(eng);
+
+    // A rebuilt server (new state, as a staging server starts): the written-back group is
+    // joined by its tag, not created again; nothing fails and the next cycle is quiet.
+    let rebuilt = d.join("rebuilt.toml");
+    std::fs::write(&rebuilt, text.replace("state.db", "rebuilt.db")).expect("config");
+    let mut eng = Engine::open(Config::load(&rebuilt).expect("config")).expect("engine");
+    let first = eng
+        .cycle(CyclePolicy::Initial, &run)
+        .expect("rebuilt initial");
+    println!(
+        "rebuilt server, initial cycle exports: {:?}",
+        first
+            .iter()
+            .map(|r| (
+                r.connector.clone(),
+                r.profile.clone(),
+                r.counters.export_adds,
+                r.counters.export_updates,
+                r.counters.export_failures
+            ))
+            .collect::<Vec<_>>()
+    );
+    all_ok(&first);
+    for i in 0..2 {
+        let runs = eng.cycle(CyclePolicy::Delta, &run).expect("rebuilt delta");
+        all_ok(&runs);
+        if i == 1 {
+            assert_eq!(exported(&runs), 0, "{runs:#?}");
+        }
+    }
+    let dns: Vec<String> = groups_below(&wb_ou).into_iter().map(|g| g.dn).collect();
+    assert_eq!(dns.len(), 1, "{dns:?}");
+    let linked = eng.cs_objects("ad", Some(&team_dn), None).expect("cs");
+    assert!(linked[0].mv_id.is_some(), "joined by its tag");
 }
 
 fn cloud_delete_group(cloud: &Cloud, id: &str) {
