@@ -49,6 +49,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+/// Default of [`LdifSettings::export_batch_size`].
+const DEFAULT_EXPORT_BATCH: usize = 200_000;
+
 /// Settings of an LDIF connector (the `settings` table of a connector of type `ldif`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +84,12 @@ pub struct LdifSettings {
     /// scope are skipped.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Pending exports handed to one export call (default 200,000). Each call streams the
+    /// whole file once to read and once to write, and holds only its own requests and the
+    /// entries they touch: the batch size bounds the memory of a large export (the initial
+    /// export of a big directory), a larger one takes fewer passes over the file.
+    #[serde(default)]
+    pub export_batch_size: Option<usize>,
 }
 
 fn default_anchor_attribute() -> String {
@@ -98,6 +107,7 @@ impl LdifSettings {
             object_types: BTreeMap::new(),
             include: Vec::new(),
             exclude: Vec::new(),
+            export_batch_size: None,
         }
     }
 }
@@ -555,6 +565,8 @@ pub struct LdifConnector {
     path: PathBuf,
     changes_dir: Option<PathBuf>,
     typing: Typing,
+    /// Requests per export call.
+    export_batch_size: usize,
 }
 
 impl LdifConnector {
@@ -578,7 +590,13 @@ impl LdifConnector {
         }
         Containers::parse(&settings)?;
         let typing = Typing::new(&settings);
+        if settings.export_batch_size == Some(0) {
+            return Err(ConnectorError::Config(
+                "ldif: export_batch_size must be at least 1".into(),
+            ));
+        }
         Ok(LdifConnector {
+            export_batch_size: settings.export_batch_size.unwrap_or(DEFAULT_EXPORT_BATCH),
             path: base_dir.join(&settings.path),
             changes_dir: settings.changes_dir.map(|d| base_dir.join(d)),
             typing,
@@ -867,9 +885,9 @@ fn scope_changes(
 
 impl Connector for LdifConnector {
     /// The whole target file is rewritten per call (streaming, only the entries the batch
-    /// touches are held): take every pending export at once.
+    /// touches are held): large batches (`export_batch_size`).
     fn export_batch_size(&self) -> usize {
-        usize::MAX
+        self.export_batch_size
     }
 
     fn capabilities(&self) -> Capabilities {
