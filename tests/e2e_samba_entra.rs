@@ -6,10 +6,12 @@
 //!
 //! 1. initial cycle: in-scope users, groups and memberships with the mapped attributes (UPN
 //!    fallback, displayName fallback and trimming, accountEnabled, manager, nested group);
-//!    the excluded OU, the built-in exclusions, distribution groups and contacts stay out;
-//! 2. delta cycles (DirSync): create, update, rename, move, disable, move out of scope (soft
-//!    delete), delete (soft delete), and restore: a user moved back into scope, and a deleted
-//!    user reanimated from its tombstone over LDAP (Samba 4.17, Recycle Bin off: the
+//!    the excluded OU, the built-in exclusions, the attribute filter (`extensionAttribute15 =
+//!    NoSync`, Exchange's attribute added to Samba's schema), distribution groups and contacts
+//!    stay out, each for the right reason (connector space, metaverse, `cloudFiltered`);
+//! 2. delta cycles (DirSync): create, update, rename, move, disable, attribute filter lifted,
+//!    move out of scope (soft delete), delete (soft delete), and restore: a user moved back
+//!    into scope, and a deleted user reanimated from its tombstone over LDAP (Samba 4.17, Recycle Bin off: the
 //!    objectGUID survives, most attributes do not) come back as the same soft-deleted cloud
 //!    objects (same ids), through the Graph connector's restore of deleted items on add;
 //! 3. renaming an included OU trips the deletion threshold; nothing is deleted, the run
@@ -117,6 +119,9 @@ fn eve() -> String {
 }
 fn leekim() -> String {
     format!("CN=Lee\\+Kim,{}", eng_ou())
+}
+fn nina() -> String {
+    format!("CN=Nina NoSync,{}", eng_ou())
 }
 fn sales_team() -> String {
     format!("CN=Sales Team,{}", sales())
@@ -235,6 +240,18 @@ fn domain_ldif() -> String {
             ("userAccountControl", ENABLED),
             ("displayName", "Lee+Kim"),
             ("manager", &john()),
+        ],
+    ));
+    // Attribute filtering: NoSync keeps her in the metaverse, out of the tenant.
+    l.push_str(&entry(
+        &nina(),
+        &[
+            ("objectClass", "user"),
+            ("sAMAccountName", "nnosync"),
+            ("userPrincipalName", "nina.nosync@corp.example.com"),
+            ("userAccountControl", ENABLED),
+            ("displayName", "Nina NoSync"),
+            ("extensionAttribute15", "NoSync"),
         ],
     ));
     // A contact: in the metaverse, never exported (orgContact is read-only in Graph).
@@ -370,6 +387,70 @@ fn domain_ldif() -> String {
         ],
     ));
     l
+}
+
+/// Adds Exchange's `extensionAttribute15` (ms-Exch-Extension-Attribute-15, as the Exchange
+/// schema update publishes it; the schemaIDGUID is this test's own) to the DC's schema through
+/// the local database, so the out-of-box attribute filter (`extensionAttribute15 = NoSync`)
+/// can be exercised. Idempotent.
+const SCHEMA_EXCHANGE_ATTR: &str = r#"
+import sys
+import ldb
+from samba.auth import system_session
+from samba.param import LoadParm
+from samba.samdb import SamDB
+conf, url, base = sys.argv[1], sys.argv[2], sys.argv[3]
+lp = LoadParm()
+lp.load(conf)
+lp.set("dsdb:schema update allowed", "true")
+db = SamDB(url=url, session_info=system_session(), lp=lp)
+schema = "CN=Schema,CN=Configuration," + base
+res = db.search(base=schema, scope=ldb.SCOPE_ONELEVEL,
+                expression="(lDAPDisplayName=extensionAttribute15)", attrs=["dn"])
+if len(res) == 0:
+    db.add_ldif("""dn: CN=ms-Exch-Extension-Attribute-15,%s
+objectClass: top
+objectClass: attributeSchema
+cn: ms-Exch-Extension-Attribute-15
+attributeID: 1.2.840.113556.1.2.603
+attributeSyntax: 2.5.5.12
+isSingleValued: TRUE
+rangeLower: 1
+rangeUpper: 2048
+showInAdvancedViewOnly: TRUE
+adminDisplayName: ms-Exch-Extension-Attribute-15
+oMSyntax: 64
+searchFlags: 16
+lDAPDisplayName: extensionAttribute15
+schemaIDGUID:: 3q2+7wEjRWeJq83vASNFZw==
+systemOnly: FALSE
+isMemberOfPartialAttributeSet: TRUE
+""" % schema)
+    db.modify_ldif("""dn: CN=Mail-Recipient,%s
+changetype: modify
+add: mayContain
+mayContain: extensionAttribute15
+""" % schema)
+    print("schema: extensionAttribute15 added")
+"#;
+
+fn extend_schema(dc: &Samba) {
+    let script = dc.dir().join("schema_exchange_attr.py");
+    std::fs::write(&script, SCHEMA_EXCHANGE_ATTR).expect("script");
+    let out = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .arg(dc.dir().join("etc/smb.conf"))
+        .arg(dc.dir().join("private/sam.ldb"))
+        .arg(BASE)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "schema extension failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    print!("{}", String::from_utf8_lossy(&out.stdout));
 }
 
 // --- AD access ------------------------------------------------------------------------------
@@ -923,6 +1004,7 @@ fn ad_to_entra_initial_delta_threshold_and_staging() {
     let dc = Samba::shared();
     let dc_secs = t0.elapsed().as_secs_f64();
     let t = Instant::now();
+    extend_schema(dc);
     dc.add(&domain_ldif());
     println!("domain loaded in {:.1} s", t.elapsed().as_secs_f64());
 
@@ -1156,6 +1238,7 @@ fn ad_to_entra_initial_delta_threshold_and_staging() {
         assert_eq!(o.mv_id, None, "{dn} is a built-in exclusion");
     }
     for (dn, mv_type) in [
+        (nina(), "person"),
         (format!("CN=Pat Partner,{}", sales()), "contact"),
         (format!("CN=Sales News,{}", sales()), "group"),
     ] {
@@ -1166,6 +1249,17 @@ fn ad_to_entra_initial_delta_threshold_and_staging() {
             .expect("mv");
         assert_eq!(mv.len(), 1);
         assert_eq!(mv[0].object_type, mv_type);
+        let filtered: Vec<String> = mv[0]
+            .attributes
+            .get("cloudFiltered")
+            .map(|v| v.iter().map(|x| x.to_text()).collect())
+            .unwrap_or_default();
+        let want: Vec<String> = if dn == nina() {
+            vec!["True".into()]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(filtered, want, "{dn}: cloudFiltered");
     }
     println!(
         "initial: {} tenant objects in {initial_secs:.1} s ({} cycles, {:.1} s to settle)",
@@ -1277,10 +1371,23 @@ fn ad_to_entra_initial_delta_threshold_and_staging() {
             "changetype: modify\nreplace: userAccountControl\nuserAccountControl: {DISABLED}\n-\n"
         ),
     ));
+    // The attribute filter lifted: Nina arrives.
+    dc.modify(&change(
+        &nina(),
+        "changetype: modify\ndelete: extensionAttribute15\n-\n",
+    ));
     patch(
         &mut expected,
         "user alice.archer@corp.example.com",
         json!({"accountEnabled": false}),
+    );
+    put(
+        &mut expected,
+        user(
+            "nina.nosync@corp.example.com",
+            &a(&nina()),
+            json!({"displayName": "Nina NoSync", "mailNickname": "nnosync"}),
+        ),
     );
     s.settle(&cloud, "disable", 4);
     let v2 = assert_tenant(&cloud, &expected, "disable");
