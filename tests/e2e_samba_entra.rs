@@ -17,7 +17,8 @@
 //! 3. renaming an included OU trips the deletion threshold; nothing is deleted, the run
 //!    history says why, and after `confirm_deletes` the deletes go through;
 //! 4. a staging server (second engine, `staging_mode = true`) runs every cycle next to the
-//!    active one: it computes the same plan and never writes to the tenant.
+//!    active one: it computes the same plan and never writes to the tenant; promoted to
+//!    active at the end, it has nothing to re-export and carries on with the next change.
 
 mod support;
 
@@ -1567,4 +1568,48 @@ fn ad_to_entra_initial_delta_threshold_and_staging() {
         s.secs,
         t0.elapsed().as_secs_f64()
     );
+
+    // --- switch-over: the staging server becomes the active one -------------------------------
+    // Converged next to the active server, it has nothing to export when promoted, and then
+    // exports the next change itself.
+    let Servers {
+        active, staging, ..
+    } = s;
+    drop(active);
+    drop(staging);
+    let sdir = tmp.path().join("staging");
+    let text = std::fs::read_to_string(sdir.join("dirsync.toml")).expect("config");
+    std::fs::write(
+        sdir.join("dirsync.toml"),
+        text.replace("staging_mode = true", "staging_mode = false"),
+    )
+    .expect("config");
+    let mut promoted = open(&sdir);
+    let before = view(&cloud);
+    let runs = promoted
+        .cycle(CyclePolicy::Delta, &run)
+        .expect("promoted cycle");
+    all_ok(&runs);
+    let exported: u64 = runs
+        .iter()
+        .map(|r| r.counters.export_adds + r.counters.export_updates + r.counters.export_deletes)
+        .sum();
+    assert_eq!(exported, 0, "the promoted server re-exported: {runs:#?}");
+    assert_eq!(view(&cloud), before);
+    dc.modify(&change(
+        &dave(),
+        "changetype: modify\nreplace: title\ntitle: Night Watch\n-\n",
+    ));
+    patch(
+        &mut expected,
+        "user dave.dormant@corp.example.com",
+        json!({"jobTitle": "Night Watch"}),
+    );
+    all_ok(
+        &promoted
+            .cycle(CyclePolicy::Delta, &run)
+            .expect("promoted cycle 2"),
+    );
+    let v6 = assert_tenant(&cloud, &expected, "after the switch-over");
+    same_ids(&v0, &v6, "after the switch-over");
 }
