@@ -1365,13 +1365,23 @@ fn ad_to_entra_initial_delta_threshold_and_staging() {
         "the renamed and moved user keeps its identity"
     );
 
-    // Disable.
+    // Disable, change a manager, lift an attribute filter.
     dc.modify(&change(
         &alice(),
         &format!(
             "changetype: modify\nreplace: userAccountControl\nuserAccountControl: {DISABLED}\n-\n"
         ),
     ));
+    // A manager change, to the renamed and moved user.
+    dc.modify(&change(
+        &zoe(),
+        &format!("changetype: modify\nreplace: manager\nmanager: {robert}\n-\n"),
+    ));
+    patch(
+        &mut expected,
+        "user zoe.nunez@corp.example.com",
+        json!({"manager": "bob.baker@corp.example.com"}),
+    );
     // The attribute filter lifted: Nina arrives.
     dc.modify(&change(
         &nina(),
