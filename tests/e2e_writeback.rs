@@ -789,6 +789,116 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("right(s) missing"));
 
+    // A least-privilege sync account (as Entra Connect's ADSyncConfig delegates): Replicating
+    // Directory Changes on the domain, create groups in the writeback OU, reset passwords and
+    // write mS-DS-ConsistencyGuid on the users below the OU. Every right is reported present.
+    let svc_pw = "Svc-Acc0unt-Pw!";
+    let svc_dn = format!("CN=wbsvc,{ou}");
+    let sam = dc.dir().join("private/sam.ldb");
+    let tool = |args: &[&str]| {
+        let out = Command::new("samba-tool")
+            .args(args)
+            .arg(format!("-H{}", sam.display()))
+            .output()
+            .expect("samba-tool");
+        assert!(
+            out.status.success(),
+            "samba-tool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    tool(&["user", "create", "wbsvc", svc_pw, "--userou=OU=Writeback"]);
+    let sid = {
+        let e = read(&svc_dn, &["objectSid"]);
+        let raw = e
+            .values("objectSid")
+            .and_then(|v| v.first())
+            .cloned()
+            .expect("sid");
+        dirsync::connectors::ldap::ad::sid_text(&raw).expect("sid text")
+    };
+    const USER_CLASS: &str = "bf967aba-0de6-11d0-a285-00aa003049e2";
+    tool(&[
+        "dsacl",
+        "set",
+        "--car=get-changes",
+        "--action=allow",
+        &format!("--objectdn={BASE}"),
+        &format!("--trusteedn={svc_dn}"),
+    ]);
+    tool(&[
+        "dsacl",
+        "set",
+        &format!("--objectdn={wb_ou}"),
+        &format!("--sddl=(OA;;CC;bf967a9c-0de6-11d0-a285-00aa003049e2;;{sid})"),
+    ]);
+    tool(&[
+        "dsacl",
+        "set",
+        &format!("--objectdn={ou}"),
+        &format!(
+            "--sddl=(OA;CIIO;CR;00299570-246d-11d0-a768-00aa006e0529;{USER_CLASS};{sid})(OA;CIIO;WP;23773dc2-b63a-11d2-90e1-00c04fd91ab1;{USER_CLASS};{sid})(OA;CIIO;WP;bf9679c0-0de6-11d0-a285-00aa003049e2;{USER_CLASS};{sid})"
+        ),
+    ]);
+    std::fs::write(d.join("svc.pw"), svc_pw).expect("pw");
+    let svc_cfg = d.join("svc.toml");
+    std::fs::write(
+        &svc_cfg,
+        text.replace(
+            &format!("bind_dn = \"{ADMIN}\""),
+            &format!("bind_dn = \"{svc_dn}\""),
+        )
+        .replace("admin.pw", "svc.pw")
+        .replace("state.db", "svc-state.db"),
+    )
+    .expect("config");
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&svc_cfg)
+        .arg("test-permissions")
+        .output()
+        .expect("cli");
+    let table = String::from_utf8_lossy(&out.stdout);
+    println!("dirsync test-permissions (delegated service account):\n{table}");
+    assert!(out.status.success(), "{table}");
+    assert!(!table.contains("MISSING"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("reset passwords") && l.contains("present")),
+        "{table}"
+    );
+    // And the delegated account really can: a password set through it lets the user bind.
+    for ext in ["", "-wal", "-shm"] {
+        let from = d.join(format!("state.db{ext}"));
+        if from.exists() {
+            std::fs::copy(&from, d.join(format!("svc-state.db{ext}"))).expect("copy state");
+        }
+    }
+    let cy_pw = "Wb-Cy-Svc-Pw-5!";
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&svc_cfg)
+        .args([
+            "password",
+            "set",
+            "wbcy@corp.example.com",
+            "--password-env",
+            "WB_PW",
+        ])
+        .env("WB_PW", cy_pw)
+        .output()
+        .expect("cli");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    client(&format!("CN=wb cy,{people}"), cy_pw)
+        .conn()
+        .expect("bind with the password the service account set");
+
     // Passwords need an encrypted connection: a plain ldap:// connector is refused before
     // anything is sent.
     let plain = d.join("plain.toml");
