@@ -15,7 +15,8 @@
 //!    objectGUID survives, most attributes do not) come back as the same soft-deleted cloud
 //!    objects (same ids), through the Graph connector's restore of deleted items on add;
 //! 3. renaming an included OU trips the deletion threshold; nothing is deleted, the run
-//!    history says why, and after `confirm_deletes` the deletes go through;
+//!    history says why, and after `confirm_deletes` the deletes go through; undoing the
+//!    rename restores the users and the group (same cloud ids, members back);
 //! 4. a staging server (second engine, `staging_mode = true`) runs every cycle next to the
 //!    active one: it computes the same plan and never writes to the tenant; promoted to
 //!    active at the end, it has nothing to re-export and carries on with the next change.
@@ -1572,6 +1573,42 @@ fn ad_to_entra_initial_delta_threshold_and_staging() {
     let v5 = assert_tenant(&cloud, &expected, "confirmed deletes");
     same_ids(&v0, &v5, "confirmed deletes");
 
+    // The admin undoes the rename: the four users and the group come back as the same
+    // (restored) cloud objects, the group with its members.
+    dc.modify(&change(
+        &format!("OU=Branch Old,{BASE}"),
+        "changetype: modrdn\nnewrdn: OU=Branch\ndeleteoldrdn: 1\n",
+    ));
+    for key in [
+        "user branch1@corp.example.com",
+        "user branch2@corp.example.com",
+        "user branch3@corp.example.com",
+        "user branch4@corp.example.com",
+    ] {
+        let v = expected.remove(&format!("deleted {key}")).expect("deleted");
+        expected.insert(key.to_string(), v);
+    }
+    expected.remove("deleted group Branch Team");
+    put(
+        &mut expected,
+        group(
+            "Branch Team",
+            &a(&format!("CN=Branch Team,{}", branch())),
+            "branchteam",
+            &["branch1@corp.example.com", "branch2@corp.example.com"],
+            json!({}),
+        ),
+    );
+    s.settle(&cloud, "OU rename undone", 4);
+    let v6 = assert_tenant(&cloud, &expected, "OU rename undone");
+    for key in [
+        "user branch1@corp.example.com",
+        "user branch4@corp.example.com",
+        "group Branch Team",
+    ] {
+        assert_eq!(v6.ids[key], v0.ids[key], "{key}: restored, not created");
+    }
+
     println!(
         "samba DC {dc_secs:.1} s; {} cycles on both servers in {:.1} s; total {:.1} s",
         s.cycles,
@@ -1620,6 +1657,6 @@ fn ad_to_entra_initial_delta_threshold_and_staging() {
             .cycle(CyclePolicy::Delta, &run)
             .expect("promoted cycle 2"),
     );
-    let v6 = assert_tenant(&cloud, &expected, "after the switch-over");
-    same_ids(&v0, &v6, "after the switch-over");
+    let v7 = assert_tenant(&cloud, &expected, "after the switch-over");
+    same_ids(&v0, &v7, "after the switch-over");
 }
