@@ -544,6 +544,17 @@ const GROUP_PROPS: &[&str] = &[
     "mailEnabled",
 ];
 
+/// Properties the tenant (or the Graph connector on create) sets by itself: the creation time,
+/// the initial password, userType, addresses derived from mail, the connector's DN stamp.
+const SERVER_PROPS: &[&str] = &[
+    "createdDateTime",
+    "passwordProfile",
+    "userType",
+    "proxyAddresses",
+    "securityIdentifier",
+    "renewedDateTime",
+];
+
 fn is_set(v: &Json) -> bool {
     match v {
         Json::Null => false,
@@ -585,6 +596,23 @@ fn object_view(t: &Tenant, o: &DirObject) -> (String, Json) {
         if let Some(v) = o.props.get(*p).filter(|v| is_set(v)) {
             m.insert((*p).to_string(), v.clone());
         }
+    }
+    // Nothing else is written: a property outside the rules' outputs fails the comparison.
+    let extra: Vec<&String> = o
+        .props
+        .iter()
+        .filter(|(k, v)| {
+            is_set(v)
+                && !props.contains(&k.as_str())
+                && !SERVER_PROPS.contains(&k.as_str())
+                && k.as_str() != "deletedDateTime"
+                && !(k.starts_with("extension_")
+                    && (k.ends_with("_dirsyncAnchor") || k.ends_with("_dirsyncDn")))
+        })
+        .map(|(k, _)| k)
+        .collect();
+    if !extra.is_empty() {
+        m.insert("unexpected properties".into(), json!(extra));
     }
     if let Some((_, v)) = o
         .props
