@@ -273,6 +273,13 @@ fn main() {
     if !reset_peak() {
         eprintln!("note: /proc/self/clear_refs unavailable: phase peaks are process peaks");
     }
+    // RUST_LOG=dirsync=info shows what the engine and the connectors do, on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut m = Meter { total_peak: 0.0 };
     for s in sizes.split(',') {
         match s.trim().parse::<usize>() {

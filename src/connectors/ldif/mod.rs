@@ -617,8 +617,21 @@ impl LdifConnector {
     fn read_content(
         &self,
         require_anchor: bool,
+        f: impl FnMut(Object, usize) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        self.read_content_checked(require_anchor, Unique::Both, f)
+    }
+
+    /// [`Self::read_content`] with a choice of uniqueness checks (each keeps a set of every
+    /// DN or anchor of the file): an export's passes skip what they check otherwise.
+    fn read_content_checked(
+        &self,
+        require_anchor: bool,
+        unique: Unique,
         mut f: impl FnMut(Object, usize) -> Result<(), ConnectorError>,
     ) -> Result<(), ConnectorError> {
+        let check_dns = unique == Unique::Both;
+        let check_anchors = unique != Unique::Unchecked;
         let file = self.file_label();
         let handle = match std::fs::File::open(&self.path) {
             Ok(h) => h,
@@ -664,14 +677,15 @@ impl LdifConnector {
             let obj = self
                 .typing
                 .build(&file, rec.line, rec.dn, avs, require_anchor)?;
-            if let Some(first) = seen_dns.insert(obj.dn.normalized(), rec.line) {
+            if check_dns && let Some(first) = seen_dns.insert(obj.dn.normalized(), rec.line) {
                 return Err(input_error(
                     &file,
                     rec.line,
                     format!("duplicate entry '{}' (first at line {first})", obj.dn),
                 ));
             }
-            if let Some(a) = &obj.anchor
+            if check_anchors
+                && let Some(a) = &obj.anchor
                 && let Some(first) = seen_anchors.insert(a.clone(), rec.line)
             {
                 return Err(input_error(
@@ -700,7 +714,8 @@ impl LdifConnector {
         let mut sorted = true;
         let mut prev: Option<Vec<String>> = None;
         let mut normalized = String::new();
-        self.read_content(false, |obj, _| {
+        // Strictly increasing DNs are unique DNs: only anchors need a set.
+        self.read_content_checked(false, Unique::Anchors, |obj, _| {
             if !sorted {
                 return Ok(());
             }
@@ -765,8 +780,9 @@ impl LdifConnector {
             let mut next = 0usize;
             let mut skipped = 0usize;
             let mut buf = String::with_capacity(1 << 16);
-            self.read_content(false, |mut obj, _| {
-                if loaded_dns.contains(&obj.dn.normalized()) {
+            // The scan of this export checked the file.
+            self.read_content_checked(false, Unique::Unchecked, |mut obj, _| {
+                if !loaded_dns.is_empty() && loaded_dns.contains(&obj.dn.normalized()) {
                     skipped += 1;
                     return Ok(());
                 }
@@ -833,6 +849,17 @@ impl LdifConnector {
         out.sort();
         Ok(out)
     }
+}
+
+/// Uniqueness checks of a content read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unique {
+    /// DNs and anchors.
+    Both,
+    /// Anchors only.
+    Anchors,
+    /// None.
+    Unchecked,
 }
 
 /// What [`LdifConnector::scan_for_export`] found.
