@@ -200,6 +200,12 @@ impl<'t> Store<'t> {
         s
     }
 
+    /// True when the store has an entry with this normalized DN or this anchor.
+    pub(super) fn holds(&self, normalized_dn: &str, anchor: Option<&str>) -> bool {
+        self.by_dn.contains_key(normalized_dn)
+            || anchor.is_some_and(|a| self.by_anchor.contains_key(a))
+    }
+
     /// The entries currently in the directory.
     pub(super) fn objects(&self) -> impl Iterator<Item = &Object> {
         self.entries.iter().flatten()

@@ -40,8 +40,8 @@ mod parse;
 mod write;
 
 use crate::connectors::{
-    Capabilities, Connector, ConnectorError, ConnectorSpaceView, ExportRequest, ExportResult,
-    ImportChange, ImportSink, Watermark,
+    Capabilities, Connector, ConnectorError, ConnectorSpaceView, ExportOperation, ExportRequest,
+    ExportResult, ImportChange, ImportSink, Watermark,
 };
 use crate::model::{AttrType, AttributeDef, Attributes, Dn, Object, Schema, Value};
 use parse::{AttrValue, LdifReader, RawValue, RecordBody, input_error};
@@ -760,12 +760,16 @@ impl LdifConnector {
     /// Writes the new directory file: the current file's entries that are not in the store
     /// (their references fixed for the batch's renames and deletes, an anchor given where
     /// missing), merged in DN order with the store's entries (`loaded_dns`: the normalized
-    /// DNs the store was loaded with).
+    /// DNs the store was loaded with). With `unchecked_file` (no scan before: a store of
+    /// adds only), the file's order and its DNs and anchors are checked on the way: on a
+    /// file out of order or holding a DN or anchor of the store, nothing is written and the
+    /// answer is false.
     fn write_merged(
         &self,
         store: &export::Store<'_>,
         loaded_dns: &HashSet<String>,
-    ) -> Result<(), ConnectorError> {
+        unchecked_file: bool,
+    ) -> Result<bool, ConnectorError> {
         let mut mine: Vec<(Vec<String>, &Object)> = store
             .objects()
             .map(|o| (write::dn_sort_key(&o.dn), o))
@@ -775,18 +779,35 @@ impl LdifConnector {
             path: self.file_label(),
             source,
         };
-        write_atomic_with(&self.path, |w| {
+        let mut conflict = false;
+        let conflict_error = || ConnectorError::Unsupported("LDIF one-pass export conflict".into());
+        let written = write_atomic_with(&self.path, |w| {
             w.write_all(b"version: 1\n\n").map_err(io)?;
             let mut next = 0usize;
             let mut skipped = 0usize;
             let mut buf = String::with_capacity(1 << 16);
-            // The scan of this export checked the file.
-            self.read_content_checked(false, Unique::Unchecked, |mut obj, _| {
+            let mut prev: Option<Vec<String>> = None;
+            // Without a scan before, anchors are checked here; else the scan checked the file.
+            let unique = if unchecked_file {
+                Unique::Anchors
+            } else {
+                Unique::Unchecked
+            };
+            self.read_content_checked(false, unique, |mut obj, _| {
                 if !loaded_dns.is_empty() && loaded_dns.contains(&obj.dn.normalized()) {
                     skipped += 1;
                     return Ok(());
                 }
                 let key = write::dn_sort_key(&obj.dn);
+                if unchecked_file {
+                    if prev.as_ref().is_some_and(|p| *p >= key)
+                        || store.holds(&obj.dn.normalized(), obj.anchor.as_deref())
+                    {
+                        conflict = true;
+                        return Err(conflict_error());
+                    }
+                    prev = Some(key.clone());
+                }
                 while let Some((_, o)) = mine.get(next).filter(|(k, _)| *k < key) {
                     write::push_entry(&mut buf, &o.dn, o);
                     next += 1;
@@ -810,7 +831,15 @@ impl LdifConnector {
                 write::push_entry(&mut buf, &o.dn, o);
             }
             w.write_all(buf.as_bytes()).map_err(io)
-        })
+        });
+        match written {
+            Ok(()) => Ok(true),
+            Err(_) if conflict => {
+                tracing::debug!(file = %self.file_label(), "LDIF one-pass export not possible: general path");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The change files (`*.ldif`) of the changes folder, sorted by name.
@@ -1006,6 +1035,21 @@ impl Connector for LdifConnector {
         // Only the entries the batch can touch are loaded; the others are streamed from the
         // current file into the new one. That needs the file in the order the writer uses
         // (every file this connector wrote is); any other file is loaded whole, once.
+        // A batch of adds only (an initial export) is tried in one pass: the adds are applied
+        // to an empty store and merged into the file, unless the file turns out to hold one
+        // of their DNs or anchors (or not to be in order): then the batch takes the general
+        // path, the file untouched.
+        if batch
+            .iter()
+            .all(|r| matches!(r.operation, ExportOperation::Add { .. }))
+        {
+            let mut store = export::Store::new(&self.typing, Vec::new());
+            let results: Vec<ExportResult> = batch.iter().map(|r| store.apply(r)).collect();
+            if store.dirty && self.write_merged(&store, &HashSet::new(), true)? {
+                tracing::info!(file = %self.file_label(), requests = batch.len(), "LDIF export written (adds, one pass)");
+                return Ok(results);
+            }
+        }
         let mut wanted = export::Wanted::of(&self.typing, batch);
         let scan = loop {
             let scan = self.scan_for_export(&wanted)?;
@@ -1029,7 +1073,7 @@ impl Connector for LdifConnector {
         let mut store = export::Store::new(&self.typing, scan.loaded);
         let results: Vec<ExportResult> = batch.iter().map(|r| store.apply(r)).collect();
         if store.dirty || scan.missing_anchor {
-            self.write_merged(&store, &loaded_dns)?;
+            self.write_merged(&store, &loaded_dns, false)?;
             tracing::info!(
                 file = %self.file_label(),
                 requests = batch.len(),
@@ -1045,7 +1089,7 @@ impl Connector for LdifConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connectors::{ExportOperation, ExportOutcome};
+    use crate::connectors::ExportOutcome;
     use crate::model::AttributeChange;
 
     fn typing() -> Typing {
@@ -1441,6 +1485,74 @@ mod tests {
             after.matches("dn: ").count(),
             t_stream.matches("dn: ").count() - 1
         );
+    }
+
+    /// Batches of adds only (one pass, falling back to the general path when the file holds
+    /// one of their DNs or anchors, or is out of order) give exactly the whole-file results.
+    #[test]
+    fn add_only_batches_match_whole_file_export() {
+        let add = |i: i64, dn: &str, anchor: &str| ExportRequest {
+            id: i,
+            object_type: "user".into(),
+            anchor: Some(anchor.into()),
+            dn: Dn::parse(dn).unwrap(),
+            operation: ExportOperation::Add {
+                attributes: [("sn".to_string(), vec![Value::from("x")])].into(),
+            },
+        };
+        let sorted = write::render(
+            (0..50)
+                .map(|i| {
+                    let mut o = Object::new(
+                        Some(format!("a{i}")),
+                        Dn::parse(&format!("cn=e{i},dc=x")).unwrap(),
+                        "user",
+                    );
+                    o.set("entryUUID", vec![Value::Str(format!("a{i}"))]);
+                    o.set("objectClass", vec![Value::from("person")]);
+                    o
+                })
+                .collect::<Vec<_>>()
+                .iter(),
+        );
+        let unsorted = "version: 1\n\ndn: cn=z,dc=x\nentryUUID: z\nobjectClass: person\n\n\
+                        dn: cn=b,dc=x\nentryUUID: b\nobjectClass: person\n\n";
+        let clean = vec![add(1, "cn=n1,dc=x", "n1"), add(2, "cn=e7x,dc=x", "n2")];
+        let dn_clash = vec![add(1, "cn=n1,dc=x", "n1"), add(2, "CN=E7,dc=x", "n2")];
+        let anchor_clash = vec![add(1, "cn=n1,dc=x", "a9"), add(2, "cn=n2,dc=x", "n2")];
+        let dir = tempfile::tempdir().unwrap();
+        for (n, (file, batch, fails)) in [
+            (sorted.as_str(), &clean, 0),
+            (sorted.as_str(), &dn_clash, 1),
+            (sorted.as_str(), &anchor_clash, 1),
+            (unsorted, &clean, 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut out = Vec::new();
+            for whole in [false, true] {
+                let name = format!("{n}{whole}.ldif");
+                std::fs::write(dir.path().join(&name), file).unwrap();
+                let mut c = LdifConnector::new(LdifSettings::new(&name), dir.path()).unwrap();
+                let r = if whole {
+                    c.export_whole(batch).unwrap()
+                } else {
+                    c.export(batch).unwrap()
+                };
+                let failed = r
+                    .iter()
+                    .filter(|r| !matches!(r.outcome, ExportOutcome::Success { .. }))
+                    .count();
+                assert_eq!(failed, fails, "case {n}");
+                out.push((r, std::fs::read_to_string(dir.path().join(&name)).unwrap()));
+            }
+            assert_eq!(out[0], out[1], "case {n}");
+            assert!(
+                out[0].1.contains("dn: cn=n1,dc=x\n") || fails > 0,
+                "case {n}"
+            );
+        }
     }
 
     /// A file not in the writer's order is exported whole once and written in order.
