@@ -22,6 +22,7 @@
 //! changes_dir = "changes/corp"    # *.ldif change records, applied in file-name order
 //! anchor_attribute = "entryUUID"  # the default
 //! exclude = ["ou=Lab,dc=corp,dc=example"]   # container filter of imports (also `include`)
+//! export_batch_size = 200000      # the default: pending exports per rewrite of the file
 //! [connectors.settings.attribute_types]
 //! employeeNumber = "integer"
 //! [connectors.settings.object_types]
@@ -33,6 +34,13 @@
 //! follow renames and disappear with deleted entries, and non-leaf entries cannot be deleted.
 //! Delta imports apply the change records as written: references held by other entries are
 //! not rewritten (as AD's DirSync does not report them either).
+//!
+//! An export's memory follows its batch, not the directory: it reads the file once for the
+//! entries the batch touches (its DNs, new DNs and their subtrees, its anchors), then streams
+//! the file into the new one in DN order, merging in the changed entries and fixing the
+//! references of the others (a batch of adds only takes a single pass). The file is written
+//! in DN order (parents first); a file in another order is loaded whole once and written in
+//! order.
 
 mod delta;
 mod export;
