@@ -92,6 +92,7 @@ name = "tgt"
 type = "ldif"
 [connectors.settings]
 path = "tgt.ldif"
+# EXPORT_BATCH
 
 [[rules]]
 name = "user in"
@@ -206,7 +207,12 @@ fn bench(users: usize, m: &mut Meter) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let (objects, _big) = generate(d, users).expect("generate the source");
-    std::fs::write(d.join("dirsync.toml"), CONFIG).expect("config");
+    // DIRSYNC_SCALE_LDIF_BATCH: the target's export_batch_size (default: all at once).
+    let config = match std::env::var("DIRSYNC_SCALE_LDIF_BATCH") {
+        Ok(b) => CONFIG.replace("# EXPORT_BATCH", &format!("export_batch_size = {b}")),
+        Err(_) => CONFIG.to_string(),
+    };
+    std::fs::write(d.join("dirsync.toml"), config).expect("config");
     let cfg = Config::load(&d.join("dirsync.toml")).expect("config");
     let mut e = Engine::open(cfg).expect("engine");
     let tag = |n: &str| format!("scale_{n}_{users}");
@@ -266,6 +272,13 @@ fn main() {
     };
     if !reset_peak() {
         eprintln!("note: /proc/self/clear_refs unavailable: phase peaks are process peaks");
+    }
+    // RUST_LOG=dirsync=info shows what the engine and the connectors do, on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
     }
     let mut m = Meter { total_peak: 0.0 };
     for s in sizes.split(',') {

@@ -558,6 +558,48 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
     let quiet = eng.cycle(CyclePolicy::Delta, &run).expect("quiet 2");
     assert_eq!(exported(&quiet), 0, "{quiet:#?}");
 
+    // A cloud rename renames the AD group; its members and its membership in nothing else
+    // change, and the next cycles are quiet.
+    h.seed_update(
+        ObjectKind::Group,
+        &outer,
+        json!({"displayName": "Cloud Outer Renamed"}),
+    )
+    .expect("rename");
+    let runs = eng.writeback(&run).expect("writeback rename");
+    all_ok(&runs);
+    assert_eq!(
+        runs.iter().map(|r| r.counters.export_renames).sum::<u64>(),
+        1,
+        "{runs:#?}"
+    );
+    let renamed_dn = format!(
+        "CN=Cloud Outer Renamed_{},{wb_ou}",
+        &outer[outer.len() - 12..]
+    );
+    let groups = groups_below(&wb_ou);
+    assert!(!groups.iter().any(|g| g.dn.eq_ignore_ascii_case(&outer_dn)));
+    let og = groups
+        .iter()
+        .find(|g| g.dn.eq_ignore_ascii_case(&renamed_dn))
+        .expect("renamed group");
+    assert_eq!(
+        texts(og, "member"),
+        [
+            team_dn.to_lowercase(),
+            format!("CN=wb cy,{people}").to_lowercase()
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        og.first_text("displayName").as_deref(),
+        Some("Cloud Outer Renamed")
+    );
+    all_ok(&eng.cycle(CyclePolicy::Delta, &run).expect("delta 5"));
+    let quiet = eng.cycle(CyclePolicy::Delta, &run).expect("quiet 3");
+    assert_eq!(exported(&quiet), 0, "{quiet:#?}");
+
     // Passwords: by UPN, then by metaverse id with "must change".
     let ann_dn = format!("CN=wb ann,{people}");
     let pw1 = "Wb-Ann-New-Pw-1!";
@@ -747,6 +789,116 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("right(s) missing"));
 
+    // A least-privilege sync account (as Entra Connect's ADSyncConfig delegates): Replicating
+    // Directory Changes on the domain, create groups in the writeback OU, reset passwords and
+    // write mS-DS-ConsistencyGuid on the users below the OU. Every right is reported present.
+    let svc_pw = "Svc-Acc0unt-Pw!";
+    let svc_dn = format!("CN=wbsvc,{ou}");
+    let sam = dc.dir().join("private/sam.ldb");
+    let tool = |args: &[&str]| {
+        let out = Command::new("samba-tool")
+            .args(args)
+            .arg(format!("-H{}", sam.display()))
+            .output()
+            .expect("samba-tool");
+        assert!(
+            out.status.success(),
+            "samba-tool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    tool(&["user", "create", "wbsvc", svc_pw, "--userou=OU=Writeback"]);
+    let sid = {
+        let e = read(&svc_dn, &["objectSid"]);
+        let raw = e
+            .values("objectSid")
+            .and_then(|v| v.first())
+            .cloned()
+            .expect("sid");
+        dirsync::connectors::ldap::ad::sid_text(&raw).expect("sid text")
+    };
+    const USER_CLASS: &str = "bf967aba-0de6-11d0-a285-00aa003049e2";
+    tool(&[
+        "dsacl",
+        "set",
+        "--car=get-changes",
+        "--action=allow",
+        &format!("--objectdn={BASE}"),
+        &format!("--trusteedn={svc_dn}"),
+    ]);
+    tool(&[
+        "dsacl",
+        "set",
+        &format!("--objectdn={wb_ou}"),
+        &format!("--sddl=(OA;;CC;bf967a9c-0de6-11d0-a285-00aa003049e2;;{sid})"),
+    ]);
+    tool(&[
+        "dsacl",
+        "set",
+        &format!("--objectdn={ou}"),
+        &format!(
+            "--sddl=(OA;CIIO;CR;00299570-246d-11d0-a768-00aa006e0529;{USER_CLASS};{sid})(OA;CIIO;WP;23773dc2-b63a-11d2-90e1-00c04fd91ab1;{USER_CLASS};{sid})(OA;CIIO;WP;bf9679c0-0de6-11d0-a285-00aa003049e2;{USER_CLASS};{sid})"
+        ),
+    ]);
+    std::fs::write(d.join("svc.pw"), svc_pw).expect("pw");
+    let svc_cfg = d.join("svc.toml");
+    std::fs::write(
+        &svc_cfg,
+        text.replace(
+            &format!("bind_dn = \"{ADMIN}\""),
+            &format!("bind_dn = \"{svc_dn}\""),
+        )
+        .replace("admin.pw", "svc.pw")
+        .replace("state.db", "svc-state.db"),
+    )
+    .expect("config");
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&svc_cfg)
+        .arg("test-permissions")
+        .output()
+        .expect("cli");
+    let table = String::from_utf8_lossy(&out.stdout);
+    println!("dirsync test-permissions (delegated service account):\n{table}");
+    assert!(out.status.success(), "{table}");
+    assert!(!table.contains("MISSING"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("reset passwords") && l.contains("present")),
+        "{table}"
+    );
+    // And the delegated account really can: a password set through it lets the user bind.
+    for ext in ["", "-wal", "-shm"] {
+        let from = d.join(format!("state.db{ext}"));
+        if from.exists() {
+            std::fs::copy(&from, d.join(format!("svc-state.db{ext}"))).expect("copy state");
+        }
+    }
+    let cy_pw = "Wb-Cy-Svc-Pw-5!";
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&svc_cfg)
+        .args([
+            "password",
+            "set",
+            "wbcy@corp.example.com",
+            "--password-env",
+            "WB_PW",
+        ])
+        .env("WB_PW", cy_pw)
+        .output()
+        .expect("cli");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    client(&format!("CN=wb cy,{people}"), cy_pw)
+        .conn()
+        .expect("bind with the password the service account set");
+
     // Passwords need an encrypted connection: a plain ldap:// connector is refused before
     // anything is sent.
     let plain = d.join("plain.toml");
@@ -786,6 +938,41 @@ fn writeback_groups_anchors_exchange_attributes_and_passwords() {
         &eng.cycle(CyclePolicy::Delta, &run)
             .expect("delta after delete"),
     );
+    drop(eng);
+
+    // A rebuilt server (new state, as a staging server starts): the written-back group is
+    // joined by its tag, not created again; nothing fails and the next cycle is quiet.
+    let rebuilt = d.join("rebuilt.toml");
+    std::fs::write(&rebuilt, text.replace("state.db", "rebuilt.db")).expect("config");
+    let mut eng = Engine::open(Config::load(&rebuilt).expect("config")).expect("engine");
+    let first = eng
+        .cycle(CyclePolicy::Initial, &run)
+        .expect("rebuilt initial");
+    println!(
+        "rebuilt server, initial cycle exports: {:?}",
+        first
+            .iter()
+            .map(|r| (
+                r.connector.clone(),
+                r.profile.clone(),
+                r.counters.export_adds,
+                r.counters.export_updates,
+                r.counters.export_failures
+            ))
+            .collect::<Vec<_>>()
+    );
+    all_ok(&first);
+    for i in 0..2 {
+        let runs = eng.cycle(CyclePolicy::Delta, &run).expect("rebuilt delta");
+        all_ok(&runs);
+        if i == 1 {
+            assert_eq!(exported(&runs), 0, "{runs:#?}");
+        }
+    }
+    let dns: Vec<String> = groups_below(&wb_ou).into_iter().map(|g| g.dn).collect();
+    assert_eq!(dns.len(), 1, "{dns:?}");
+    let linked = eng.cs_objects("ad", Some(&team_dn), None).expect("cs");
+    assert!(linked[0].mv_id.is_some(), "joined by its tag");
 }
 
 fn cloud_delete_group(cloud: &Cloud, id: &str) {

@@ -24,6 +24,9 @@ mod scheduler_cli;
 #[path = "cli/quickstart.rs"]
 mod quickstart_cli;
 
+#[path = "cli/sync_object.rs"]
+mod sync_object_cli;
+
 #[derive(Parser)]
 #[command(name = "dirsync", version, about = "Directory synchronization engine")]
 struct Cli {
@@ -209,6 +212,21 @@ enum CsCommand {
         /// Anchor of the object.
         #[arg(long)]
         anchor: Option<String>,
+    },
+    /// Synchronize one object (Sync-ADSyncCSObject): inbound rules and scope, join or
+    /// projection, metaverse changes and the export it causes. A preview unless --commit.
+    Sync {
+        /// Connector name.
+        connector: String,
+        /// DN of the object.
+        #[arg(long, conflicts_with = "anchor", required_unless_present = "anchor")]
+        dn: Option<String>,
+        /// Anchor of the object.
+        #[arg(long)]
+        anchor: Option<String>,
+        /// Keep the result (the object's pending exports are updated; nothing is exported).
+        #[arg(long)]
+        commit: bool,
     },
 }
 
@@ -600,6 +618,28 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                     println!("    {k}: {}", t.join("; "));
                 }
             }
+            Ok(())
+        }
+        Command::Cs {
+            what:
+                CsCommand::Sync {
+                    connector,
+                    dn,
+                    anchor,
+                    commit,
+                },
+        } => {
+            let object = match (dn, anchor) {
+                (Some(d), _) => dirsync::engine::ObjectRef::Dn(d.clone()),
+                (None, Some(a)) => dirsync::engine::ObjectRef::Anchor(a.clone()),
+                (None, None) => return Err(CliError::Other("give --dn or --anchor".into())),
+            };
+            let mut e = open(cli)?;
+            let report = e.sync_object(connector, &object, *commit)?;
+            if cli.json {
+                return print_json(&report);
+            }
+            sync_object_cli::print(&report);
             Ok(())
         }
         Command::Mv {

@@ -111,6 +111,8 @@ struct SyncRun<'e> {
     mv_join_attrs: Vec<String>,
     counters: StepCounters,
     errors: Vec<(String, String)>,
+    /// Metaverse objects to evaluate again after pass 2 (referrers of replaced placeholders).
+    reevaluate: BTreeSet<i64>,
 }
 
 impl Engine {
@@ -134,11 +136,13 @@ impl Engine {
         // Pass 1: joins and projections for every pending object, so that references between
         // objects of this run resolve in pass 2 whatever their order. Idempotent.
         let pending = store::cs_pending_ids(self.store.conn(), cid)?;
+        let mut reevaluate = BTreeSet::new();
         for chunk in pending.chunks(BATCH) {
             self.check_cancel()?;
             let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
             self.in_transaction(|c| run.link_pass(c, chunk))?;
             counters.add(&run.counters);
+            reevaluate.append(&mut run.reevaluate);
         }
         // Pass 2: metaverse recompute and outbound for every pending object.
         let pending = store::cs_pending_ids(self.store.conn(), cid)?;
@@ -164,6 +168,22 @@ impl Engine {
                 Some(total),
             );
         }
+        // Referrers of placeholders that imported objects replaced in pass 1: their pending
+        // exports still name the placeholders' DNs.
+        let reevaluate: Vec<i64> = reevaluate.into_iter().collect();
+        for chunk in reevaluate.chunks(BATCH) {
+            self.check_cancel()?;
+            let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
+            self.in_transaction(|c| run.recompute(c, chunk.iter().copied().collect()))?;
+            counters.add(&run.counters);
+            for (obj, msg) in run.errors {
+                counters.errors.push(history::ObjectError {
+                    object: obj,
+                    stage: "sync".into(),
+                    message: msg,
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -183,6 +203,8 @@ impl Engine {
         let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
         run.link_pass(c, &[cs_id])?;
         run.batch(c, &[cs_id])?;
+        let reevaluate = std::mem::take(&mut run.reevaluate);
+        run.recompute(c, reevaluate)?;
         let mut counters = run.counters;
         for (obj, msg) in run.errors {
             counters.errors.push(history::ObjectError {
@@ -229,6 +251,7 @@ impl<'e> SyncRun<'e> {
             mv_join_attrs: mv_join_attrs.to_vec(),
             counters: StepCounters::default(),
             errors: Vec::new(),
+            reevaluate: BTreeSet::new(),
         }
     }
 
@@ -283,6 +306,11 @@ impl SyncRun<'_> {
         for id in chunk {
             store::cs_set_sync_pending(c, *id, false)?;
         }
+        self.recompute(c, affected)
+    }
+
+    /// Phase 2 for these metaverse objects and the referrers that become resolvable.
+    fn recompute(&mut self, c: &Connection, affected: BTreeSet<i64>) -> Result<()> {
         let mut queue: VecDeque<i64> = affected.iter().copied().collect();
         let mut done: BTreeSet<i64> = BTreeSet::new();
         while let Some(m) = queue.pop_front() {
@@ -367,6 +395,7 @@ impl SyncRun<'_> {
                 LinkKind::Joined
             });
             o.link_rule = Some(jr.name.clone());
+            self.replace_placeholder(c, &mut o, mv)?;
             store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
             self.counters.joins += 1;
             affected.insert(mv);
@@ -413,6 +442,34 @@ impl SyncRun<'_> {
         Ok(())
     }
 
+    /// An imported object joined a metaverse object whose object in this connector is still a
+    /// placeholder (a pending add this server never exported, e.g. because it runs in staging
+    /// mode while the active server created the object): the imported object is that object.
+    /// The placeholder and its pending add go; the imported object takes over its link (so
+    /// deprovisioning on scope exit works as for an object this server created) and the
+    /// objects that reference it are evaluated again at the end of the sync run, so their
+    /// pending exports name the real DN.
+    fn replace_placeholder(&mut self, c: &Connection, o: &mut CsObject, mv: i64) -> Result<()> {
+        let Some(ph) = store::cs_by_mv(c, mv)?
+            .into_iter()
+            .find(|x| x.connector_id == o.connector_id && x.placeholder && x.id != o.id)
+        else {
+            return Ok(());
+        };
+        tracing::info!(
+            connector = %self.connector_name(o.connector_id),
+            placeholder = %ph.dn,
+            dn = %o.dn,
+            mv_id = mv,
+            "an imported object replaces the pending add of the same identity"
+        );
+        store::cs_delete(c, ph.id)?;
+        o.link = ph.link;
+        o.link_rule = ph.link_rule;
+        self.reevaluate.extend(store::mv_referrers(c, mv)?);
+        Ok(())
+    }
+
     fn find_inbound_join(&self, c: &Connection, o: &CsObject, rule: &Rule) -> Result<Option<i64>> {
         for group in &rule.join {
             let mut candidates: Option<BTreeSet<i64>> = None;
@@ -456,8 +513,13 @@ impl SyncRun<'_> {
                 if mo.object_type != rule.target_type {
                     return false;
                 }
+                // A placeholder (a pending add never exported) does not count: the object it
+                // would create exists already (see `replace_placeholder`).
                 store::cs_by_mv(c, *m)
-                    .map(|l| !l.iter().any(|x| x.connector_id == o.connector_id))
+                    .map(|l| {
+                        !l.iter()
+                            .any(|x| x.connector_id == o.connector_id && !x.placeholder)
+                    })
                     .unwrap_or(false)
             });
             if cands.len() == 1 {
@@ -1082,5 +1144,319 @@ fn resolve(list: &[Contribution]) -> (Resolved, Option<(String, String)>) {
         (Resolved::Keep, None)
     } else {
         (Resolved::Set(Vec::new()), None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::engine::{CyclePolicy, Engine, RunOptions, RunProfile};
+    use crate::store::LinkKind;
+
+    const CONFIG: &str = r#"
+[state]
+path = "state.db"
+
+[safety]
+staging_mode = true
+
+[[connectors]]
+name = "hr"
+type = "csv"
+[connectors.settings]
+path = "hr.csv"
+anchor_column = "id"
+object_type = "person"
+
+[[connectors]]
+name = "cloud"
+type = "csv"
+[connectors.settings]
+path = "cloud.csv"
+anchor_column = "oid"
+object_type = "user"
+dn_template = "CN={oid},OU=Users"
+
+[[rules]]
+name = "hr in"
+direction = "inbound"
+connector = "hr"
+source_type = "person"
+target_type = "person"
+precedence = 100
+link_type = "provision"
+[[rules.join]]
+clauses = [{ source = "id", target = "key" }]
+[[rules.flows]]
+target = "key"
+source = "id"
+[[rules.flows]]
+target = "name"
+source = "name"
+
+[[rules]]
+name = "cloud in"
+direction = "inbound"
+connector = "cloud"
+source_type = "user"
+target_type = "person"
+precedence = 200
+[[rules.join]]
+clauses = [{ source = "key", target = "key" }]
+[[rules.flows]]
+target = "cloudId"
+source = "oid"
+
+[[rules]]
+name = "out"
+direction = "outbound"
+connector = "cloud"
+source_type = "person"
+target_type = "user"
+precedence = 100
+link_type = "provision"
+deprovision = "delete"
+[[rules.flows]]
+target = "dn"
+expression = 'IIF(IsPresent([cloudId]), "CN=" & [cloudId] & ",OU=Users", "CN=" & [key] & ",OU=New")'
+[[rules.flows]]
+target = "key"
+source = "key"
+[[rules.flows]]
+target = "name"
+source = "name"
+"#;
+
+    /// A staging server's pending adds disappear when the import finds the objects another
+    /// server created (another DN, joined by an inbound rule); the imported objects take the
+    /// placeholders' provisioning link, so a scope exit plans their delete.
+    #[test]
+    fn imported_objects_replace_pending_adds_of_the_same_identity() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        std::fs::write(d.join("dirsync.toml"), CONFIG).expect("config");
+        std::fs::write(d.join("hr.csv"), "id,name\n1,Ann\n2,Bob\n").expect("hr");
+        std::fs::write(d.join("cloud.csv"), "oid,key,name\n").expect("cloud");
+        let mut eng =
+            Engine::open(Config::load(&d.join("dirsync.toml")).expect("load")).expect("open");
+        let run = RunOptions {
+            allow_empty_import: true,
+            ..RunOptions::default()
+        };
+        eng.cycle(CyclePolicy::Initial, &run).expect("initial");
+        let plan = eng.plan().expect("plan");
+        assert_eq!(plan.summary.adds, 2, "{}", plan.to_table());
+
+        // The active server created both objects (ids g1, g2).
+        std::fs::write(d.join("cloud.csv"), "oid,key,name\ng1,1,Ann\ng2,2,Bob\n").expect("cloud");
+        eng.cycle(CyclePolicy::Delta, &run).expect("delta");
+        let plan = eng.plan().expect("plan");
+        assert!(plan.objects.is_empty(), "{}", plan.to_table());
+        let cs = eng.cs_objects("cloud", None, None).expect("cs");
+        let mut dns: Vec<String> = cs.iter().map(|o| o.dn.to_string()).collect();
+        dns.sort();
+        assert_eq!(dns, vec!["CN=g1,OU=Users", "CN=g2,OU=Users"]);
+        assert!(cs.iter().all(|o| !o.placeholder
+            && o.mv_id.is_some()
+            && o.link == Some(LinkKind::Provisioned)
+            && o.link_rule.as_deref() == Some("out")));
+
+        // Bob leaves the source: his cloud object is deprovisioned.
+        std::fs::write(d.join("hr.csv"), "id,name\n1,Ann\n").expect("hr");
+        eng.cycle(CyclePolicy::Delta, &run).expect("delta 2");
+        let plan = eng.plan().expect("plan");
+        assert_eq!(plan.summary.deletes, 1, "{}", plan.to_table());
+        assert_eq!(plan.objects[0].dn, "CN=g2,OU=Users");
+        assert_eq!(plan.objects.len(), 1, "{}", plan.to_table());
+    }
+
+    const REF_CONFIG: &str = r#"
+[state]
+path = "state.db"
+
+[safety]
+staging_mode = true
+
+[[connectors]]
+name = "src"
+type = "ldif"
+[connectors.settings]
+path = "src.ldif"
+anchor_attribute = "id"
+[connectors.settings.object_types]
+inetOrgPerson = "person"
+groupOfNames = "group"
+
+[[connectors]]
+name = "cloud"
+type = "ldif"
+[connectors.settings]
+path = "cloud.ldif"
+anchor_attribute = "oid"
+[connectors.settings.object_types]
+inetOrgPerson = "user"
+groupOfNames = "group"
+
+[[rules]]
+name = "src person in"
+direction = "inbound"
+connector = "src"
+source_type = "person"
+target_type = "person"
+precedence = 100
+link_type = "provision"
+[[rules.join]]
+clauses = [{ source = "id", target = "key" }]
+[[rules.flows]]
+target = "key"
+source = "id"
+
+[[rules]]
+name = "src group in"
+direction = "inbound"
+connector = "src"
+source_type = "group"
+target_type = "group"
+precedence = 110
+link_type = "provision"
+[[rules.join]]
+clauses = [{ source = "id", target = "key" }]
+[[rules.flows]]
+target = "key"
+source = "id"
+[[rules.flows]]
+target = "member"
+source = "member"
+
+[[rules]]
+name = "cloud user in"
+direction = "inbound"
+connector = "cloud"
+source_type = "user"
+target_type = "person"
+precedence = 200
+[[rules.join]]
+clauses = [{ source = "key", target = "key" }]
+[[rules.flows]]
+target = "cloudId"
+source = "oid"
+
+[[rules]]
+name = "cloud group in"
+direction = "inbound"
+connector = "cloud"
+source_type = "group"
+target_type = "group"
+precedence = 210
+[[rules.join]]
+clauses = [{ source = "key", target = "key" }]
+[[rules.flows]]
+target = "cloudId"
+source = "oid"
+
+[[rules]]
+name = "out user"
+direction = "outbound"
+connector = "cloud"
+source_type = "person"
+target_type = "user"
+precedence = 100
+link_type = "provision"
+[[rules.flows]]
+target = "dn"
+expression = 'IIF(IsPresent([cloudId]), "uid=" & [cloudId] & ",ou=cloud", "uid=" & [key] & ",ou=new")'
+[[rules.flows]]
+target = "objectClass"
+constant = "inetOrgPerson"
+[[rules.flows]]
+target = "key"
+source = "key"
+
+[[rules]]
+name = "out group"
+direction = "outbound"
+connector = "cloud"
+source_type = "group"
+target_type = "group"
+precedence = 110
+link_type = "provision"
+[[rules.flows]]
+target = "dn"
+expression = 'IIF(IsPresent([cloudId]), "cn=" & [cloudId] & ",ou=cloud", "cn=" & [key] & ",ou=new")'
+[[rules.flows]]
+target = "objectClass"
+constant = "groupOfNames"
+[[rules.flows]]
+target = "key"
+source = "key"
+[[rules.flows]]
+target = "member"
+source = "member"
+"#;
+
+    /// When the imported objects replace placeholders that a pending add of another
+    /// placeholder references (the active server created the users, its group add is still to
+    /// come), that pending add moves to the real DNs.
+    #[test]
+    fn pending_adds_referencing_replaced_placeholders_follow_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        std::fs::write(d.join("dirsync.toml"), REF_CONFIG).expect("config");
+        std::fs::write(
+            d.join("src.ldif"),
+            "dn: uid=u1,ou=src\nobjectClass: inetOrgPerson\nid: 1\n\n\
+             dn: uid=u2,ou=src\nobjectClass: inetOrgPerson\nid: 2\n\n\
+             dn: cn=grp,ou=src\nobjectClass: groupOfNames\nid: 3\nmember: uid=u1,ou=src\nmember: uid=u2,ou=src\n",
+        )
+        .expect("src");
+        std::fs::write(d.join("cloud.ldif"), "").expect("cloud");
+        let mut eng =
+            Engine::open(Config::load(&d.join("dirsync.toml")).expect("load")).expect("open");
+        let run = RunOptions {
+            allow_empty_import: true,
+            ..RunOptions::default()
+        };
+        eng.cycle(CyclePolicy::Initial, &run).expect("initial");
+        let members = |eng: &Engine| {
+            let plan = eng.plan().expect("plan");
+            let g = plan
+                .objects
+                .iter()
+                .find(|o| o.object_type == "group")
+                .unwrap_or_else(|| panic!("{}", plan.to_table()));
+            assert_eq!(g.operation, "add");
+            let mut m = g
+                .attributes
+                .iter()
+                .find(|a| a.attribute == "member")
+                .map(|a| a.new.clone())
+                .unwrap_or_default();
+            m.sort();
+            (plan.objects.len(), m)
+        };
+        assert_eq!(
+            members(&eng),
+            (
+                3,
+                vec!["uid=1,ou=new".to_string(), "uid=2,ou=new".to_string()]
+            )
+        );
+        std::fs::write(
+            d.join("cloud.ldif"),
+            "dn: uid=g1,ou=cloud\nobjectClass: inetOrgPerson\noid: g1\nkey: 1\n\n\
+             dn: uid=g2,ou=cloud\nobjectClass: inetOrgPerson\noid: g2\nkey: 2\n",
+        )
+        .expect("cloud");
+        eng.run_profile("cloud", RunProfile::FullImport, &run, None)
+            .expect("import");
+        eng.run_profile("cloud", RunProfile::DeltaSync, &run, None)
+            .expect("sync");
+        assert_eq!(
+            members(&eng),
+            (
+                1,
+                vec!["uid=g1,ou=cloud".to_string(), "uid=g2,ou=cloud".to_string()]
+            )
+        );
     }
 }

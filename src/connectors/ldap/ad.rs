@@ -314,6 +314,20 @@ impl AdConnector {
         self.partitions.iter().map(|p| p.base.to_string()).collect()
     }
 
+    /// Containers whose objects are synchronized: each partition's include list, or its base.
+    pub fn scope_roots(&self) -> Vec<String> {
+        self.partitions
+            .iter()
+            .flat_map(|p| {
+                if p.include.is_empty() {
+                    vec![p.base.to_string()]
+                } else {
+                    p.include.iter().map(|d| d.to_string()).collect()
+                }
+            })
+            .collect()
+    }
+
     /// The current DirSync cookie of a partition (also a test of the DirSync right).
     pub fn dirsync_cookie(&mut self, base: &str) -> Result<Vec<u8>, ConnectorError> {
         self.current_cookie(base)

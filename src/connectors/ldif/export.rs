@@ -1,6 +1,12 @@
 //! Export: applies requests to the in-memory directory with directory semantics (unique DNs
 //! and anchors, no deletion of non-leaf entries, subtree renames, referential integrity of
 //! reference attributes) and reports one result per request.
+//!
+//! The store need not hold the whole directory: [`Wanted`] names the entries a batch can
+//! touch (its DNs and new DNs with their subtrees, its anchors), and only those are loaded.
+//! Every other entry can only change through referential integrity; the store records the
+//! composed effect of its renames and deletes on reference values ([`Store::fix_foreign`]),
+//! which the writer applies to those entries while streaming the file.
 
 use super::{
     Typing, add_values, apply_rdn_change, ci_key, dedup_exact, parse, remove_values, replace_values,
@@ -11,7 +17,117 @@ use crate::connectors::{
 use crate::model::{AttrType, AttributeChange, Attributes, Dn, Object, Value};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// The entries a batch can touch: those whose DN lies within (or is) one of `dns`, or whose
+/// anchor is one of `anchors`.
+#[derive(Debug, Default)]
+pub(super) struct Wanted {
+    /// Normalized DNs: request DNs, new DNs, and DNs found for the batch's anchors.
+    pub(super) dns: HashSet<String>,
+    anchors: HashSet<String>,
+}
+
+impl Wanted {
+    /// The DNs and anchors of `batch` (including anchors given in the attributes of adds).
+    pub(super) fn of(typing: &Typing, batch: &[ExportRequest]) -> Self {
+        let mut w = Wanted::default();
+        for r in batch {
+            w.dns.insert(r.dn.normalized());
+            if let Some(a) = &r.anchor {
+                w.anchors.insert(a.clone());
+            }
+            match &r.operation {
+                ExportOperation::Add { attributes } => {
+                    if let Some(a) = typing.anchor_of(attributes) {
+                        w.anchors.insert(a);
+                    }
+                }
+                ExportOperation::Update {
+                    new_dn: Some(n), ..
+                } => {
+                    w.dns.insert(n.normalized());
+                }
+                _ => {}
+            }
+        }
+        w
+    }
+
+    /// True when the entry with this anchor and DN (given by its [`super::write::dn_sort_key`],
+    /// the normalized RDNs from the root down) is wanted; `normalized` receives the
+    /// entry's normalized DN.
+    pub(super) fn matches(
+        &self,
+        anchor: Option<&str>,
+        sort_key: &[String],
+        normalized: &mut String,
+    ) -> bool {
+        // Ancestors from the root down: "dc=x", "ou=a,dc=x", ...
+        normalized.clear();
+        let mut hit = false;
+        for (i, rdn) in sort_key.iter().enumerate() {
+            if i == 0 {
+                normalized.push_str(rdn);
+            } else {
+                normalized.insert(0, ',');
+                normalized.insert_str(0, rdn);
+            }
+            hit = hit || self.dns.contains(normalized.as_str());
+        }
+        hit || anchor.is_some_and(|a| self.anchors.contains(a))
+    }
+
+    /// True when `dn` or one of its ancestors is among the DNs.
+    pub(super) fn covers(&self, dn: &Dn) -> bool {
+        let mut d = dn.clone();
+        loop {
+            if self.dns.contains(&d.normalized()) {
+                return true;
+            }
+            if d.is_root() {
+                return false;
+            }
+            d = d.parent();
+        }
+    }
+}
+
+/// The composed effect of a batch's renames and deletes on reference values held by entries
+/// outside the store: normalized old DN -> new DN (normalized, text), `None` when removed.
+#[derive(Debug, Default)]
+struct RefMoves {
+    map: HashMap<String, Option<(String, String)>>,
+    /// Normalized new DN -> the old DNs mapped to it.
+    by_target: HashMap<String, Vec<String>>,
+}
+
+impl RefMoves {
+    /// Records that references to `old` now point to `new` (or are removed): references
+    /// already redirected to `old` follow, and references to `old` that an earlier step
+    /// already redirected or removed stay as they are.
+    fn record(&mut self, old: &Dn, new: Option<&Dn>) {
+        let old_n = old.normalized();
+        let new_v = new.map(|d| (d.normalized(), d.to_string()));
+        if let Some(keys) = self.by_target.remove(&old_n) {
+            for k in keys {
+                if let Some((n, _)) = &new_v {
+                    self.by_target.entry(n.clone()).or_default().push(k.clone());
+                }
+                self.map.insert(k, new_v.clone());
+            }
+        }
+        if !self.map.contains_key(&old_n) {
+            if let Some((n, _)) = &new_v {
+                self.by_target
+                    .entry(n.clone())
+                    .or_default()
+                    .push(old_n.clone());
+            }
+            self.map.insert(old_n, new_v);
+        }
+    }
+}
 
 /// The anchor value for an entry that has none, and its text form: the given anchor, else a
 /// new UUID v4 (as 16 raw bytes, rendered base64, when the anchor attribute is binary).
@@ -27,6 +143,17 @@ fn new_anchor(typing: &Typing, given: Option<&str>) -> (Value, String) {
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     (Value::Str(text.clone()), text)
+}
+
+/// Gives `o` a new anchor when it has none; true when it did.
+pub(super) fn give_anchor(typing: &Typing, o: &mut Object) -> bool {
+    if o.anchor.is_some() {
+        return false;
+    }
+    let (v, a) = new_anchor(typing, None);
+    o.set(&typing.anchor_attribute, vec![v]);
+    o.anchor = Some(a);
+    true
 }
 
 /// A per-request failure.
@@ -46,6 +173,8 @@ pub(super) struct Store<'t> {
     /// the value's exact text), built on the first rename or delete. Entries may be stale:
     /// users re-check the values.
     refs: Option<HashMap<String, Vec<(usize, String)>>>,
+    /// Renames and deletes as they affect references held outside the store.
+    ref_moves: RefMoves,
     /// True once anything changed and the file must be rewritten.
     pub(super) dirty: bool,
 }
@@ -61,18 +190,20 @@ impl<'t> Store<'t> {
             by_anchor: HashMap::with_capacity(objects.len()),
             children: HashMap::new(),
             refs: None,
+            ref_moves: RefMoves::default(),
             dirty: false,
         };
         for mut o in objects {
-            if o.anchor.is_none() {
-                let (v, a) = new_anchor(typing, None);
-                o.set(&typing.anchor_attribute, vec![v]);
-                o.anchor = Some(a);
-                s.dirty = true;
-            }
+            s.dirty |= give_anchor(typing, &mut o);
             s.insert(o);
         }
         s
+    }
+
+    /// True when the store has an entry with this normalized DN or this anchor.
+    pub(super) fn holds(&self, normalized_dn: &str, anchor: Option<&str>) -> bool {
+        self.by_dn.contains_key(normalized_dn)
+            || anchor.is_some_and(|a| self.by_anchor.contains_key(a))
     }
 
     /// The entries currently in the directory.
@@ -194,6 +325,9 @@ impl<'t> Store<'t> {
     /// their exact text from the index, so that a subtree move or a member of a huge group
     /// stays linear.
     fn fix_references(&mut self, moves: &[(Dn, Option<Dn>)]) {
+        for (old, new) in moves {
+            self.ref_moves.record(old, new.as_ref());
+        }
         self.ensure_ref_index();
         let Some(refs) = self.refs.as_mut() else {
             return;
@@ -253,6 +387,45 @@ impl<'t> Store<'t> {
                 refs.entry(d.normalized()).or_default().push((id, text));
             }
         }
+    }
+
+    /// Applies the batch's renames and deletes so far to the reference values of `o`, an
+    /// entry of the directory that is not in the store; true when something changed.
+    pub(super) fn fix_foreign(&self, o: &mut Object) -> bool {
+        if self.ref_moves.map.is_empty() {
+            return false;
+        }
+        let mut changed = false;
+        for (name, values) in o.attributes.iter_mut() {
+            if self.typing.attr_type(name) != AttrType::Reference {
+                continue;
+            }
+            values.retain_mut(|v| {
+                let hit = match v {
+                    Value::Ref(t) | Value::Str(t) => Dn::parse(t)
+                        .ok()
+                        .and_then(|d| self.ref_moves.map.get(&d.normalized())),
+                    _ => None,
+                };
+                match hit {
+                    None => true,
+                    Some(None) => {
+                        changed = true;
+                        false
+                    }
+                    Some(Some((_, text))) => {
+                        *v = Value::Ref(text.clone());
+                        changed = true;
+                        true
+                    }
+                }
+            });
+        }
+        if changed {
+            o.attributes.retain(|_, vs| !vs.is_empty());
+            tracing::debug!(referrer = %o.dn, "referential integrity: references updated");
+        }
+        changed
     }
 
     /// Applies one request.
