@@ -306,11 +306,23 @@ impl SyncRun<'_> {
         for id in chunk {
             store::cs_set_sync_pending(c, *id, false)?;
         }
-        self.recompute(c, affected)
+        self.recompute_with(c, affected, by_values, whole)
     }
 
     /// Phase 2 for these metaverse objects and the referrers that become resolvable.
     fn recompute(&mut self, c: &Connection, affected: BTreeSet<i64>) -> Result<()> {
+        self.recompute_with(c, affected, HashMap::new(), BTreeSet::new())
+    }
+
+    /// Phase 2; metaverse objects in `by_values` and not in `whole` first try the
+    /// value-level path with their contributors' recorded changes.
+    fn recompute_with(
+        &mut self,
+        c: &Connection,
+        affected: BTreeSet<i64>,
+        mut by_values: HashMap<i64, Vec<(CsObject, store::ObjectDelta)>>,
+        mut whole: BTreeSet<i64>,
+    ) -> Result<()> {
         let mut queue: VecDeque<i64> = affected.iter().copied().collect();
         let mut done: BTreeSet<i64> = BTreeSet::new();
         while let Some(m) = queue.pop_front() {
@@ -395,7 +407,7 @@ impl SyncRun<'_> {
                 LinkKind::Joined
             });
             o.link_rule = Some(jr.name.clone());
-            self.replace_placeholder(c, &mut o, mv)?;
+            self.replace_placeholder(c, o, mv)?;
             store::cs_set_link(c, o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
             self.counters.joins += 1;
             affected.insert(mv);
