@@ -143,6 +143,13 @@ impl Applier<'_> {
                     } else {
                         None
                     };
+                    // Only changes of large attributes are worth recording: everything else
+                    // is cheap to evaluate whole (and the full path runs without a record).
+                    let delta = delta.filter(|d| {
+                        d.attributes
+                            .values()
+                            .any(|v| v.len + v.removed.len() >= store::DELTA_MIN_VALUES)
+                    });
                     let old_dn = o.dn.clone();
                     o.anchor = Some(anchor);
                     o.dn = obj.dn;

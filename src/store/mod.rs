@@ -640,6 +640,10 @@ pub fn cs_mark_all_pending(c: &Connection, connector_id: i64) -> Result<usize> {
     )?)
 }
 
+/// Fewest values (after the change, plus those removed) an attribute needs before its changes
+/// are recorded and synchronized value by value; smaller attributes are cheap to evaluate whole.
+pub const DELTA_MIN_VALUES: usize = 64;
+
 /// Value-level changes of one attribute (values compared exactly).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ValueDelta {

@@ -27,9 +27,7 @@ use rusqlite::Connection;
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Fewest values (after the change, plus those removed) an attribute needs before the
-/// value-level path is used; smaller attributes are cheap to evaluate whole.
-pub(super) const MIN_VALUES: usize = 64;
+use store::DELTA_MIN_VALUES as MIN_VALUES;
 
 type Result<T> = super::Result<T>;
 
