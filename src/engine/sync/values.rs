@@ -56,17 +56,16 @@ impl SyncRun<'_> {
         c: &Connection,
         id: i64,
     ) -> Result<Option<(CsObject, Option<ObjectDelta>)>> {
+        // Most objects have no record: one key lookup, then the plain load.
+        let Some(delta) = store::cs_delta_get(c, id)? else {
+            return Ok(store::cs_get(c, id)?.map(|o| (o, None)));
+        };
         let Some(head) = store::cs_head(c, id)? else {
             return Ok(None);
         };
-        let delta = if head.mv_id.is_some() && !head.deleted && !head.placeholder {
-            store::cs_delta_get(c, id)?
-        } else {
-            None
-        };
-        let Some(delta) = delta else {
+        if head.mv_id.is_none() || head.deleted || head.placeholder {
             return Ok(store::cs_get(c, id)?.map(|o| (o, None)));
-        };
+        }
         let name = self.connector_name(head.connector_id);
         let changed = |a: &str| delta.attributes.contains_key(a);
         let scope_safe = !self
