@@ -113,6 +113,41 @@ struct SyncRun<'e> {
     errors: Vec<(String, String)>,
     /// Metaverse objects to evaluate again after pass 2 (referrers of replaced placeholders).
     reevaluate: BTreeSet<i64>,
+    /// Outbound join candidates, loaded once per target connector and batch.
+    joinable: HashMap<i64, JoinPool>,
+}
+
+/// The objects of one target connector that an outbound join may take, indexed by the
+/// case-folded text of each join attribute on first use.
+#[derive(Default)]
+struct JoinPool {
+    objects: Vec<CsObject>,
+    by_attr: HashMap<String, HashMap<String, Vec<usize>>>,
+}
+
+impl JoinPool {
+    /// Positions of the objects whose `attr` has one of `texts` (case-insensitively).
+    fn candidates(&mut self, attr: &str, texts: &[String]) -> Vec<usize> {
+        let objects = &self.objects;
+        let index = self.by_attr.entry(attr.to_string()).or_insert_with(|| {
+            let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, o) in objects.iter().enumerate() {
+                for v in o.attributes.get(attr).map(Vec::as_slice).unwrap_or(&[]) {
+                    m.entry(v.to_text().to_lowercase()).or_default().push(i);
+                }
+            }
+            m
+        });
+        let mut out: Vec<usize> = texts
+            .iter()
+            .filter_map(|t| index.get(&t.to_lowercase()))
+            .flatten()
+            .copied()
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 impl Engine {
@@ -163,7 +198,11 @@ impl Engine {
             processed += chunk.len() as u64;
             self.report(
                 connector,
-                super::RunProfile::DeltaSync,
+                if full {
+                    super::RunProfile::FullSync
+                } else {
+                    super::RunProfile::DeltaSync
+                },
                 processed,
                 Some(total),
             );
@@ -252,6 +291,7 @@ impl<'e> SyncRun<'e> {
             counters: StepCounters::default(),
             errors: Vec::new(),
             reevaluate: BTreeSet::new(),
+            joinable: HashMap::new(),
         }
     }
 
@@ -859,32 +899,39 @@ impl SyncRun<'_> {
         let Some(jr) = rules.iter().find(|r| !r.join.is_empty()) else {
             return Ok(None);
         };
+        if !self.joinable.contains_key(&tid) {
+            let objects = store::cs_joinable(c, tid)?;
+            self.joinable.insert(
+                tid,
+                JoinPool {
+                    objects,
+                    by_attr: HashMap::new(),
+                },
+            );
+        }
         for group in &jr.join {
             let mut cands: Option<Vec<CsObject>> = None;
             for cl in &group.clauses {
                 let vals = mv.attributes.get(&cl.source).cloned().unwrap_or_default();
                 let texts: Vec<String> = vals.iter().map(Value::to_text).collect();
-                let found: Vec<CsObject> = store::cs_all(c, tid)?
-                    .into_iter()
-                    .filter(|o| o.mv_id.is_none() && !o.placeholder && !o.deleted)
-                    .filter(|o| {
-                        o.attributes
+                let Some(pool) = self.joinable.get_mut(&tid) else {
+                    return Ok(None);
+                };
+                let mut found = Vec::new();
+                for i in pool.candidates(&cl.target, &texts) {
+                    let o = &pool.objects[i];
+                    let exact = !cl.case_sensitive
+                        || o.attributes
                             .get(&cl.target)
-                            .map(|vs| {
-                                vs.iter().any(|v| {
-                                    let t = v.to_text();
-                                    texts.iter().any(|x| {
-                                        if cl.case_sensitive {
-                                            *x == t
-                                        } else {
-                                            x.eq_ignore_ascii_case(&t)
-                                        }
-                                    })
-                                })
-                            })
-                            .unwrap_or(false)
-                    })
-                    .collect();
+                            .is_some_and(|vs| vs.iter().any(|v| texts.contains(&v.to_text())));
+                    // Linked earlier in this batch (by a join or an import-side link)?
+                    if exact
+                        && store::cs_head(c, o.id)?
+                            .is_some_and(|h| h.mv_id.is_none() && !h.deleted && !h.placeholder)
+                    {
+                        found.push(o.clone());
+                    }
+                }
                 cands = Some(match cands {
                     None => found,
                     Some(prev) => prev

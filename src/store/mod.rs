@@ -498,6 +498,15 @@ pub fn cs_all(c: &Connection, connector_id: i64) -> Result<Vec<CsObject>> {
     cs_query(c, "connector_id=?1 ORDER BY id", [connector_id])
 }
 
+/// A connector's objects an outbound join may take: not linked, not deleted, not placeholders.
+pub fn cs_joinable(c: &Connection, connector_id: i64) -> Result<Vec<CsObject>> {
+    cs_query(
+        c,
+        "connector_id=?1 AND mv_id IS NULL AND deleted=0 AND placeholder=0 ORDER BY id",
+        [connector_id],
+    )
+}
+
 /// Ids of a connector's objects waiting for sync.
 pub fn cs_pending_ids(c: &Connection, connector_id: i64) -> Result<Vec<i64>> {
     let mut st = c.prepare_cached(
