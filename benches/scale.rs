@@ -76,79 +76,8 @@ impl Meter {
     }
 }
 
-const CONFIG: &str = r#"
-[state]
-path = "state.db"
-[safety]
-deletion_threshold_count = 0
-[[connectors]]
-name = "src"
-type = "ldif"
-[connectors.settings]
-path = "src.ldif"
-changes_dir = "changes"
-[[connectors]]
-name = "tgt"
-type = "ldif"
-[connectors.settings]
-path = "tgt.ldif"
-# EXPORT_BATCH
-
-[[rules]]
-name = "user in"
-direction = "inbound"
-connector = "src"
-source_type = "user"
-target_type = "person"
-precedence = 100
-link_type = "provision"
-flows = [
-  { target = "uid", source = "uid" },
-  { target = "sn", source = "sn" },
-  { target = "givenName", source = "givenName" },
-  { target = "title", source = "title" },
-  { target = "displayName", expression = 'Trim([givenName]) & " " & Trim([sn])' },
-]
-[[rules]]
-name = "group in"
-direction = "inbound"
-connector = "src"
-source_type = "group"
-target_type = "group"
-precedence = 110
-link_type = "provision"
-flows = [{ target = "cn", source = "cn" }, { target = "member", source = "member" }]
-[[rules]]
-name = "user out"
-direction = "outbound"
-connector = "tgt"
-source_type = "person"
-target_type = "user"
-precedence = 100
-link_type = "provision"
-flows = [
-  { target = "dn", expression = '"uid=" & [uid] & ",ou=u,dc=t"' },
-  { target = "objectClass", constant = "inetOrgPerson" },
-  { target = "uid", source = "uid" },
-  { target = "sn", source = "sn" },
-  { target = "cn", source = "displayName" },
-  { target = "title", source = "title" },
-]
-[[rules]]
-name = "group out"
-direction = "outbound"
-connector = "tgt"
-source_type = "group"
-target_type = "group"
-precedence = 110
-link_type = "provision"
-flows = [
-  { target = "dn", expression = '"cn=" & [cn] & ",ou=g,dc=t"' },
-  { target = "objectClass", constant = "groupOfNames" },
-  { target = "cn", source = "cn" },
-  { target = "member", source = "member" },
-]
-"#;
+/// The synthetic directory's configuration (shared with the other benchmark).
+const CONFIG: &str = include_str!("synthetic.toml");
 
 fn user_dn(i: usize) -> String {
     format!("uid=u{i},ou=users,dc=s")

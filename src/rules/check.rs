@@ -118,114 +118,118 @@ fn schema_attributes<'a>(schema: &'a Schema, object_type: &str) -> Option<Vec<&'
         .map(|t| t.attributes.keys().collect())
 }
 
+/// Collects the findings of one rule.
+struct Findings<'a> {
+    rule: &'a Rule,
+    out: &'a mut Vec<RuleFinding>,
+}
+
+impl Findings<'_> {
+    fn push(&mut self, severity: Severity, place: &str, attribute: &str, message: String) {
+        self.out.push(RuleFinding {
+            severity,
+            rule: self.rule.name.clone(),
+            place: place.to_string(),
+            attribute: attribute.to_string(),
+            message,
+        })
+    }
+
+    /// Checks connector-side attribute names against the schema of `object_type`.
+    fn against_schema(
+        &mut self,
+        schema: &Schema,
+        object_type: &str,
+        names: impl IntoIterator<Item = (String, String)>,
+    ) {
+        let connector = self.rule.connector.clone();
+        let Some(known) = schema_attributes(schema, object_type) else {
+            let types: Vec<&str> = schema.object_types.keys().map(String::as_str).collect();
+            self.push(
+                Severity::Warning,
+                "type",
+                "",
+                format!(
+                    "connector '{connector}' has no object type '{object_type}' in its schema (types: {})",
+                    types.join(", ")
+                ),
+            );
+            return;
+        };
+        for (place, attr) in names {
+            if IMPLICIT.contains(&attr.as_str()) || known.iter().any(|k| **k == attr) {
+                continue;
+            }
+            match case_variant(&attr, known.iter().copied()) {
+                Some(k) => self.push(
+                    Severity::Error,
+                    &place,
+                    &attr,
+                    format!(
+                        "'{attr}' is not in the schema of connector '{connector}' type '{object_type}'; attribute names are case-sensitive: did you mean '{k}'?"
+                    ),
+                ),
+                None => self.push(
+                    Severity::Warning,
+                    &place,
+                    &attr,
+                    format!(
+                        "'{attr}' is not in the schema of connector '{connector}' type '{object_type}'"
+                    ),
+                ),
+            }
+        }
+    }
+
+    /// Checks a metaverse attribute the rule reads (or joins on) against what inbound flows set.
+    fn against_metaverse(
+        &mut self,
+        place: &str,
+        attr: &str,
+        mv_type: &str,
+        set: Option<&BTreeSet<String>>,
+    ) {
+        if IMPLICIT.contains(&attr) || set.is_some_and(|s| s.contains(attr)) {
+            return;
+        }
+        match set.and_then(|s| case_variant(attr, s.iter())) {
+            Some(k) => self.push(
+                Severity::Error,
+                place,
+                attr,
+                format!(
+                    "no inbound rule sets metaverse attribute '{attr}' on type '{mv_type}'; attribute names are case-sensitive: did you mean '{k}'?"
+                ),
+            ),
+            // Defensive reads (`ISNULL`, `IsPresent`) of attributes nobody sets are legitimate.
+            None => self.push(
+                Severity::Warning,
+                place,
+                attr,
+                format!(
+                    "no inbound rule sets metaverse attribute '{attr}' on type '{mv_type}', so it is always empty here"
+                ),
+            ),
+        }
+    }
+}
+
 fn check_inbound(
     rule: &Rule,
     schema: Option<&Schema>,
     mv: &BTreeMap<String, BTreeSet<String>>,
     out: &mut Vec<RuleFinding>,
 ) {
-    let mut finding = |severity, place: &str, attribute: &str, message: String| {
-        out.push(RuleFinding {
-            severity,
-            rule: rule.name.clone(),
-            place: place.to_string(),
-            attribute: attribute.to_string(),
-            message,
-        })
-    };
+    let mut f = Findings { rule, out };
     if let Some(schema) = schema {
-        match schema_attributes(schema, &rule.source_type) {
-            None => finding(
-                Severity::Warning,
-                "source",
-                "",
-                format!(
-                    "connector '{}' has no object type '{}' in its schema (types: {})",
-                    rule.connector,
-                    rule.source_type,
-                    schema
-                        .object_types
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-            Some(known) => {
-                for (place, attr) in source_reads(rule) {
-                    if IMPLICIT.contains(&attr.as_str()) || known.iter().any(|k| **k == attr) {
-                        continue;
-                    }
-                    match case_variant(&attr, known.iter().copied()) {
-                        Some(k) => finding(
-                            Severity::Error,
-                            &place,
-                            &attr,
-                            format!(
-                                "'{attr}' is not in the schema of connector '{}' type '{}'; attribute names are case-sensitive: did you mean '{k}'?",
-                                rule.connector, rule.source_type
-                            ),
-                        ),
-                        None => finding(
-                            Severity::Warning,
-                            &place,
-                            &attr,
-                            format!(
-                                "'{attr}' is not in the schema of connector '{}' type '{}'",
-                                rule.connector, rule.source_type
-                            ),
-                        ),
-                    }
-                }
-            }
-        }
+        f.against_schema(schema, &rule.source_type, source_reads(rule));
     }
     // Join targets are metaverse attributes: some inbound flow must set them.
     let set = mv.get(&rule.target_type);
     for g in &rule.join {
         for c in &g.clauses {
-            check_mv_attribute(
-                rule,
-                "join",
-                &c.target,
-                &rule.target_type,
-                set,
-                &mut finding,
-            );
+            f.against_metaverse("join", &c.target, &rule.target_type, set);
         }
-    }
-}
-
-fn check_mv_attribute(
-    rule: &Rule,
-    place: &str,
-    attr: &str,
-    mv_type: &str,
-    set: Option<&BTreeSet<String>>,
-    finding: &mut dyn FnMut(Severity, &str, &str, String),
-) {
-    if IMPLICIT.contains(&attr) || set.is_some_and(|s| s.contains(attr)) {
-        return;
-    }
-    let _ = rule;
-    match set.and_then(|s| case_variant(attr, s.iter())) {
-        Some(k) => finding(
-            Severity::Error,
-            place,
-            attr,
-            format!(
-                "no inbound rule sets metaverse attribute '{attr}' on type '{mv_type}'; attribute names are case-sensitive: did you mean '{k}'?"
-            ),
-        ),
-        // Defensive reads (`ISNULL`, `IsPresent`) of attributes nobody sets are legitimate.
-        None => finding(
-            Severity::Warning,
-            place,
-            attr,
-            format!(
-                "no inbound rule sets metaverse attribute '{attr}' on type '{mv_type}', so it is always empty here"
-            ),
-        ),
     }
 }
 
@@ -235,18 +239,9 @@ fn check_outbound(
     mv: &BTreeMap<String, BTreeSet<String>>,
     out: &mut Vec<RuleFinding>,
 ) {
-    let mut finding = |severity, place: &str, attribute: &str, message: String| {
-        out.push(RuleFinding {
-            severity,
-            rule: rule.name.clone(),
-            place: place.to_string(),
-            attribute: attribute.to_string(),
-            message,
-        })
-    };
-    let set = mv.get(&rule.source_type);
-    if set.is_none() {
-        finding(
+    let mut f = Findings { rule, out };
+    match mv.get(&rule.source_type) {
+        None => f.push(
             Severity::Warning,
             "source",
             "",
@@ -254,48 +249,24 @@ fn check_outbound(
                 "no inbound rule creates or fills metaverse type '{}': this rule never applies",
                 rule.source_type
             ),
-        );
-    } else {
-        for (place, attr) in source_reads(rule) {
-            check_mv_attribute(rule, &place, &attr, &rule.source_type, set, &mut finding);
+        ),
+        Some(set) => {
+            for (place, attr) in source_reads(rule) {
+                f.against_metaverse(&place, &attr, &rule.source_type, Some(set));
+            }
         }
     }
-    let Some(known) = schema.and_then(|s| schema_attributes(s, &rule.target_type)) else {
-        return;
-    };
-    let targets = rule
-        .flows
-        .iter()
-        .map(|f| (format!("flow {}", f.target), f.target.clone()))
-        .chain(rule.join.iter().flat_map(|g| {
-            g.clauses
-                .iter()
-                .map(|c| ("join".to_string(), c.target.clone()))
-        }));
-    for (place, attr) in targets {
-        if IMPLICIT.contains(&attr.as_str()) || known.iter().any(|k| **k == attr) {
-            continue;
-        }
-        match case_variant(&attr, known.iter().copied()) {
-            Some(k) => finding(
-                Severity::Error,
-                &place,
-                &attr,
-                format!(
-                    "connector '{}' type '{}' has '{k}', not '{attr}' (attribute names are case-sensitive)",
-                    rule.connector, rule.target_type
-                ),
-            ),
-            None => finding(
-                Severity::Warning,
-                &place,
-                &attr,
-                format!(
-                    "'{attr}' is not in the schema of connector '{}' type '{}'",
-                    rule.connector, rule.target_type
-                ),
-            ),
-        }
+    if let Some(schema) = schema {
+        let targets = rule
+            .flows
+            .iter()
+            .map(|fl| (format!("flow {}", fl.target), fl.target.clone()))
+            .chain(rule.join.iter().flat_map(|g| {
+                g.clauses
+                    .iter()
+                    .map(|c| ("join".to_string(), c.target.clone()))
+            }));
+        f.against_schema(schema, &rule.target_type, targets);
     }
 }
 
