@@ -437,22 +437,10 @@ mayContain: extensionAttribute15
 "#;
 
 fn extend_schema(dc: &Samba) {
-    let script = dc.dir().join("schema_exchange_attr.py");
-    std::fs::write(&script, SCHEMA_EXCHANGE_ATTR).expect("script");
-    let out = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .arg(dc.dir().join("etc/smb.conf"))
-        .arg(dc.dir().join("private/sam.ldb"))
-        .arg(BASE)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "schema extension failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    let (ok, output) =
+        dc.run_local_python("schema_exchange_attr.py", SCHEMA_EXCHANGE_ATTR, &[BASE]);
+    assert!(ok, "schema extension failed: {output}");
+    print!("{output}");
 }
 
 // --- AD access ------------------------------------------------------------------------------
@@ -887,28 +875,13 @@ sys.exit(1)
 /// Restores the deleted object with this objectGUID (hex string form) at `new_dn`. `Ok` names
 /// the route that worked, `Err` carries the errors of every route.
 fn reanimate(dc: &Samba, guid: &str, new_dn: &str) -> Result<String, String> {
-    let script = dc.dir().join("reanimate.py");
-    std::fs::write(&script, REANIMATE).expect("script");
-    let out = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .arg(dc.dir().join("etc/smb.conf"))
-        .arg(dc.dir().join("private/sam.ldb"))
-        .arg(guid)
-        .arg(new_dn)
-        .arg("Administrator")
-        .arg(ADMIN_PW)
-        .output()
-        .expect("run python3");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
+    let (ok, text) = dc.run_local_python(
+        "reanimate.py",
+        REANIMATE,
+        &[guid, new_dn, "Administrator", ADMIN_PW],
     );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(text)
-    }
+    let text = text.trim().to_string();
+    if ok { Ok(text) } else { Err(text) }
 }
 
 /// The objectGUID of an AD object in its string form (`<GUID=...>` bases).

@@ -70,22 +70,9 @@ mayContain: msDS-ExternalDirectoryObjectId
 "#;
 
 fn extend_schema(dc: &Samba) {
-    let script = dc.dir().join("schema_2016_attr.py");
-    std::fs::write(&script, SCHEMA_2016_ATTR).expect("script");
-    let out = Command::new("/usr/bin/python3")
-        .arg(&script)
-        .arg(dc.dir().join("etc/smb.conf"))
-        .arg(dc.dir().join("private/sam.ldb"))
-        .arg(BASE)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "schema extension failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    let (ok, output) = dc.run_local_python("schema_2016_attr.py", SCHEMA_2016_ATTR, &[BASE]);
+    assert!(ok, "schema extension failed: {output}");
+    print!("{output}");
 }
 
 /// An LDAP client bound as `dn` (plain LDAP on 389).

@@ -899,15 +899,11 @@ impl SyncRun<'_> {
         let Some(jr) = rules.iter().find(|r| !r.join.is_empty()) else {
             return Ok(None);
         };
-        if !self.joinable.contains_key(&tid) {
-            let objects = store::cs_joinable(c, tid)?;
-            self.joinable.insert(
-                tid,
-                JoinPool {
-                    objects,
-                    by_attr: HashMap::new(),
-                },
-            );
+        if let std::collections::hash_map::Entry::Vacant(e) = self.joinable.entry(tid) {
+            e.insert(JoinPool {
+                objects: store::cs_joinable(c, tid)?,
+                by_attr: HashMap::new(),
+            });
         }
         for group in &jr.join {
             let mut cands: Option<Vec<CsObject>> = None;

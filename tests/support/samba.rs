@@ -216,6 +216,29 @@ impl Samba {
         &self.dir
     }
 
+    /// Runs a Python script (samba's bindings) on the DC's local `sam.ldb` as the system
+    /// session: arguments are the smb.conf, the sam.ldb path, then `args`. Returns whether it
+    /// succeeded and its output (stdout then stderr).
+    pub fn run_local_python(&self, name: &str, script: &str, args: &[&str]) -> (bool, String) {
+        let path = self.dir.join(name);
+        std::fs::write(&path, script).expect("write the python script");
+        let out = Command::new("/usr/bin/python3")
+            .arg(&path)
+            .arg(self.dir.join("etc/smb.conf"))
+            .arg(self.dir.join("private/sam.ldb"))
+            .args(args)
+            .output()
+            .expect("run python3");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     /// The CA certificate of the DC's LDAPS certificate.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.join("private/tls/ca.pem")
