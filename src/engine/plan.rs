@@ -137,6 +137,40 @@ pub fn object_plan(
     })
 }
 
+impl ObjectPlan {
+    /// The object as the plan table shows it: a line with the operation, connector and DN,
+    /// then one line per attribute change.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "{:<8} {:<10} {}",
+            self.operation.to_uppercase(),
+            self.connector,
+            self.dn
+        );
+        if let Some(n) = &self.new_dn {
+            out.push_str(&format!(" -> {n}"));
+        }
+        if let Some(e) = &self.last_error {
+            out.push_str(&format!("   [failed {}x: {e}]", self.attempts));
+        }
+        out.push('\n');
+        for a in &self.attributes {
+            let old = a.old.join("; ");
+            let new = a.new.join("; ");
+            match a.operation.as_str() {
+                "replace" => out.push_str(&format!(
+                    "           {:<24} {} -> {}\n",
+                    a.attribute,
+                    if old.is_empty() { "(none)" } else { &old },
+                    if new.is_empty() { "(none)" } else { &new }
+                )),
+                op => out.push_str(&format!("           {:<24} {op} {new}\n", a.attribute)),
+            }
+        }
+        out
+    }
+}
+
 impl Plan {
     /// A human table.
     pub fn to_table(&self) -> String {
@@ -145,32 +179,7 @@ impl Plan {
             self.summary.adds, self.summary.updates, self.summary.renames, self.summary.deletes
         );
         for o in &self.objects {
-            out.push_str(&format!(
-                "{:<8} {:<10} {}",
-                o.operation.to_uppercase(),
-                o.connector,
-                o.dn
-            ));
-            if let Some(n) = &o.new_dn {
-                out.push_str(&format!(" -> {n}"));
-            }
-            if let Some(e) = &o.last_error {
-                out.push_str(&format!("   [failed {}x: {e}]", o.attempts));
-            }
-            out.push('\n');
-            for a in &o.attributes {
-                let old = a.old.join("; ");
-                let new = a.new.join("; ");
-                match a.operation.as_str() {
-                    "replace" => out.push_str(&format!(
-                        "           {:<24} {} -> {}\n",
-                        a.attribute,
-                        if old.is_empty() { "(none)" } else { &old },
-                        if new.is_empty() { "(none)" } else { &new }
-                    )),
-                    op => out.push_str(&format!("           {:<24} {op} {new}\n", a.attribute)),
-                }
-            }
+            out.push_str(&o.to_text());
         }
         out
     }

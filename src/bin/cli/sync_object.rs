@@ -1,7 +1,6 @@
 //! `dirsync cs sync`: the single-object sync report (Sync-ADSyncCSObject), as text.
 
 use dirsync::engine::ObjectSyncReport;
-use dirsync::engine::plan::ObjectPlan;
 use dirsync::model::Value;
 
 fn values(v: &[Value]) -> String {
@@ -10,31 +9,6 @@ fn values(v: &[Value]) -> String {
     } else {
         v.iter().map(Value::to_text).collect::<Vec<_>>().join("; ")
     }
-}
-
-fn export_line(p: &ObjectPlan) -> String {
-    let mut s = format!("{} {}", p.operation.to_uppercase(), p.dn);
-    if let Some(n) = &p.new_dn {
-        s.push_str(&format!(" -> {n}"));
-    }
-    for a in &p.attributes {
-        s.push_str(&format!(
-            "\n          {:<24} {} {} -> {}",
-            a.attribute,
-            a.operation,
-            if a.old.is_empty() {
-                "(none)".to_string()
-            } else {
-                a.old.join("; ")
-            },
-            if a.new.is_empty() {
-                "(none)".to_string()
-            } else {
-                a.new.join("; ")
-            }
-        ));
-    }
-    s
 }
 
 /// Prints the report for an admin.
@@ -86,12 +60,14 @@ pub fn print(r: &ObjectSyncReport) {
         }
     }
     for x in &r.exports {
-        let what = match (&x.after, x.changed) {
-            (Some(p), _) => export_line(p),
-            (None, true) => "pending export removed".to_string(),
-            (None, false) => "no export".to_string(),
-        };
-        println!("export to '{}' {}: {what}", x.connector, x.dn);
+        match (&x.after, x.changed) {
+            (Some(p), _) => print!("export: {}", p.to_text()),
+            (None, true) => println!(
+                "export to '{}' {}: pending export removed",
+                x.connector, x.dn
+            ),
+            (None, false) => println!("export to '{}' {}: no export", x.connector, x.dn),
+        }
     }
     for e in &r.errors {
         println!("error ({}): {}: {}", e.stage, e.object, e.message);
