@@ -129,6 +129,45 @@ impl RefMoves {
     }
 }
 
+/// Rewrites the reference values of `o` as `lookup` says: `None` keeps a value,
+/// `Some(None)` removes it, `Some(Some(new))` replaces it with `new`; attributes left without
+/// values are dropped. True when something changed.
+fn rewrite_refs(
+    typing: &Typing,
+    o: &mut Object,
+    lookup: impl Fn(&str) -> Option<Option<String>>,
+) -> bool {
+    let mut changed = false;
+    for (name, values) in o.attributes.iter_mut() {
+        if typing.attr_type(name) != AttrType::Reference {
+            continue;
+        }
+        values.retain_mut(|v| {
+            let hit = match v {
+                Value::Ref(t) | Value::Str(t) => lookup(t),
+                _ => None,
+            };
+            match hit {
+                None => true,
+                Some(None) => {
+                    changed = true;
+                    false
+                }
+                Some(Some(n)) => {
+                    *v = Value::Ref(n);
+                    changed = true;
+                    true
+                }
+            }
+        });
+    }
+    if changed {
+        o.attributes.retain(|_, vs| !vs.is_empty());
+        tracing::debug!(referrer = %o.dn, "referential integrity: references updated");
+    }
+    changed
+}
+
 /// The anchor value for an entry that has none, and its text form: the given anchor, else a
 /// new UUID v4 (as 16 raw bytes, rendered base64, when the anchor attribute is binary).
 fn new_anchor(typing: &Typing, given: Option<&str>) -> (Value, String) {
@@ -348,33 +387,7 @@ impl<'t> Store<'t> {
             let Some(Some(o)) = self.entries.get_mut(id) else {
                 continue;
             };
-            let mut changed = false;
-            for (name, values) in o.attributes.iter_mut() {
-                if self.typing.attr_type(name) != AttrType::Reference {
-                    continue;
-                }
-                values.retain_mut(|v| {
-                    let hit = match v {
-                        Value::Ref(t) | Value::Str(t) => map.get(t.as_str()),
-                        _ => None,
-                    };
-                    match hit {
-                        None => true,
-                        Some(None) => {
-                            changed = true;
-                            false
-                        }
-                        Some(Some(n)) => {
-                            *v = Value::Ref(n.clone());
-                            changed = true;
-                            true
-                        }
-                    }
-                });
-            }
-            if changed {
-                o.attributes.retain(|_, vs| !vs.is_empty());
-                tracing::debug!(referrer = %o.dn, "referential integrity: references updated");
+            if rewrite_refs(self.typing, o, |t| map.get(t).cloned()) {
                 for n in map.values().flatten() {
                     if let Ok(d) = Dn::parse(n) {
                         reindex.push((id, d, n.clone()));
@@ -395,37 +408,12 @@ impl<'t> Store<'t> {
         if self.ref_moves.map.is_empty() {
             return false;
         }
-        let mut changed = false;
-        for (name, values) in o.attributes.iter_mut() {
-            if self.typing.attr_type(name) != AttrType::Reference {
-                continue;
-            }
-            values.retain_mut(|v| {
-                let hit = match v {
-                    Value::Ref(t) | Value::Str(t) => Dn::parse(t)
-                        .ok()
-                        .and_then(|d| self.ref_moves.map.get(&d.normalized())),
-                    _ => None,
-                };
-                match hit {
-                    None => true,
-                    Some(None) => {
-                        changed = true;
-                        false
-                    }
-                    Some(Some((_, text))) => {
-                        *v = Value::Ref(text.clone());
-                        changed = true;
-                        true
-                    }
-                }
-            });
-        }
-        if changed {
-            o.attributes.retain(|_, vs| !vs.is_empty());
-            tracing::debug!(referrer = %o.dn, "referential integrity: references updated");
-        }
-        changed
+        rewrite_refs(self.typing, o, |t| {
+            Dn::parse(t)
+                .ok()
+                .and_then(|d| self.ref_moves.map.get(&d.normalized()))
+                .map(|m| m.as_ref().map(|(_, text)| text.clone()))
+        })
     }
 
     /// Applies one request.
