@@ -276,27 +276,24 @@ fn run_loop(
                 if chrono::Utc::now() >= next_due {
                     tracing::error!(error = %e, "cycle not started");
                     let now = chrono::Utc::now();
-                    let summary = CycleSummary {
-                        run_id: None,
-                        policy: cycle_name(NextCyclePolicy::Delta).into(),
-                        result: "stopped-error".into(),
-                        started: rfc3339(now),
-                        ended: rfc3339(now),
-                        duration_seconds: 0.0,
-                        message: Some(e.to_string()),
-                    };
-                    {
-                        let mut s = lock(shared);
-                        s.metrics.observe_cycle(&summary, &[]);
-                        s.cycles_run += 1;
-                        s.last_cycle = Some(summary.clone());
-                    }
-                    if let Some(f) = &opts.on_cycle {
-                        f(&summary);
-                    }
-                    report.cycles += 1;
-                    report.last_cycle = Some(summary);
-                    report.last_error = Some(e);
+                    let summary = unrecorded_summary(
+                        NextCyclePolicy::Delta,
+                        now,
+                        rfc3339(now),
+                        0.0,
+                        Some(&e),
+                    );
+                    record_cycle(
+                        shared,
+                        opts,
+                        &mut report,
+                        CycleRun {
+                            summary,
+                            steps: Vec::new(),
+                            error: Some(e),
+                            pending: None,
+                        },
+                    );
                     if opts.once {
                         break;
                     }
@@ -368,43 +365,21 @@ fn run_loop(
                 continue;
             }
             CycleOutcome::Ran(run) => {
-                let CycleRun {
-                    summary,
-                    steps,
-                    error,
-                    pending,
-                } = *run;
-                let mut s = lock(shared);
-                s.metrics.observe_cycle(&summary, &steps);
-                if let Some(st) = &pending {
-                    s.metrics.set_status(st);
-                }
-                if summary.completed() {
-                    s.last_success_utc = Some(summary.ended.clone());
-                }
-                s.cycles_run += 1;
-                s.last_cycle = Some(summary.clone());
-                drop(s);
-                match &error {
+                match &run.error {
                     Some(EngineError::Cancelled) => tracing::warn!(
-                        result = %summary.result,
+                        result = %run.summary.result,
                         "cycle stopped after the current step"
                     ),
                     Some(e) => {
-                        tracing::warn!(result = %summary.result, error = %e, "cycle stopped")
+                        tracing::warn!(result = %run.summary.result, error = %e, "cycle stopped")
                     }
                     None => tracing::info!(
-                        result = %summary.result,
-                        seconds = summary.duration_seconds,
+                        result = %run.summary.result,
+                        seconds = run.summary.duration_seconds,
                         "cycle finished"
                     ),
                 }
-                report.cycles += 1;
-                if let Some(f) = &opts.on_cycle {
-                    f(&summary);
-                }
-                report.last_cycle = Some(summary);
-                report.last_error = error;
+                record_cycle(shared, opts, &mut report, *run);
             }
         }
         last_start = Some(started_utc);
@@ -580,19 +555,70 @@ fn failed(
     e: EngineError,
 ) -> CycleOutcome {
     CycleOutcome::Ran(Box::new(CycleRun {
-        summary: CycleSummary {
-            run_id: None,
-            policy: cycle_name(policy).into(),
-            result: "stopped-error".into(),
-            started: rfc3339(started),
-            ended: store::now(),
-            duration_seconds: t0.elapsed().as_secs_f64(),
-            message: Some(e.to_string()),
-        },
+        summary: unrecorded_summary(
+            policy,
+            started,
+            store::now(),
+            t0.elapsed().as_secs_f64(),
+            Some(&e),
+        ),
         steps: Vec::new(),
         error: Some(e),
         pending: None,
     }))
+}
+
+/// The summary of a cycle the run history has no record of (it failed to start, or the
+/// history is unreadable).
+fn unrecorded_summary(
+    policy: NextCyclePolicy,
+    started: chrono::DateTime<chrono::Utc>,
+    ended: String,
+    duration_seconds: f64,
+    error: Option<&EngineError>,
+) -> CycleSummary {
+    CycleSummary {
+        run_id: None,
+        policy: cycle_name(policy).into(),
+        result: match error {
+            Some(EngineError::Cancelled) => "stopped-cancelled".into(),
+            Some(_) => "stopped-error".into(),
+            None => "success".into(),
+        },
+        started: rfc3339(started),
+        ended,
+        duration_seconds,
+        message: error.map(|e| e.to_string()),
+    }
+}
+
+/// Books a finished (or failed) cycle: metrics, the shared state behind /healthz and the
+/// status file, the caller's callback and the report.
+fn record_cycle(shared: &SharedRef, opts: &ServeOptions, report: &mut ServeReport, run: CycleRun) {
+    let CycleRun {
+        summary,
+        steps,
+        error,
+        pending,
+    } = run;
+    {
+        let mut s = lock(shared);
+        s.metrics.observe_cycle(&summary, &steps);
+        if let Some(st) = &pending {
+            s.metrics.set_status(st);
+        }
+        if summary.completed() {
+            s.last_success_utc = Some(summary.ended.clone());
+        }
+        s.cycles_run += 1;
+        s.last_cycle = Some(summary.clone());
+    }
+    report.cycles += 1;
+    if let Some(f) = &opts.on_cycle {
+        f(&summary);
+    }
+    report.last_cycle = Some(summary);
+    report.last_error = error;
 }
 
 fn cycle_name(p: NextCyclePolicy) -> &'static str {
@@ -680,19 +706,13 @@ fn run_cycle(
             duration_seconds: t0.elapsed().as_secs_f64(),
             message: c.message.clone(),
         },
-        None => CycleSummary {
-            run_id: None,
-            policy: cycle_name(policy).into(),
-            result: match &error {
-                Some(EngineError::Cancelled) => "stopped-cancelled".into(),
-                Some(_) => "stopped-error".into(),
-                None => "success".into(),
-            },
-            started: rfc3339(started),
-            ended: store::now(),
-            duration_seconds: t0.elapsed().as_secs_f64(),
-            message: error.as_ref().map(|e| e.to_string()),
-        },
+        None => unrecorded_summary(
+            policy,
+            started,
+            store::now(),
+            t0.elapsed().as_secs_f64(),
+            error.as_ref(),
+        ),
     };
     CycleOutcome::Ran(Box::new(CycleRun {
         summary,
