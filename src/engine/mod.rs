@@ -328,65 +328,89 @@ impl Engine {
 
     /// Runs a cycle: every connector's import, then every sync, then every export.
     pub fn cycle(&mut self, policy: CyclePolicy, opts: &RunOptions) -> Result<Vec<RunRecord>> {
-        self.check_cancel()?;
-        self.check_stop_after_step()?;
         let profile_name = match policy {
             CyclePolicy::Delta => "DeltaCycle",
             CyclePolicy::Initial => "InitialCycle",
         };
-        let cycle_id = history::start(self.store.conn(), None, None, profile_name)?;
-        let result = self.cycle_steps(policy, opts, cycle_id);
+        let names = self.connector_names();
+        let exports: Vec<String> = names.iter().rev().cloned().collect();
+        let initial = policy == CyclePolicy::Initial;
+        let (_, _, result) = self.recorded_run(profile_name, &names, &exports, initial, opts)?;
+        result
+    }
+
+    /// Records one multi-step run named `run_name` in the run history around
+    /// [`Engine::run_steps`]: starts the run, sums the steps' counters into it, finishes it
+    /// and purges old history. Returns the run id, the summed counters and the steps'
+    /// outcome; the outer error is a history failure.
+    fn recorded_run(
+        &mut self,
+        run_name: &str,
+        imports: &[String],
+        exports: &[String],
+        initial: bool,
+        opts: &RunOptions,
+    ) -> Result<(i64, StepCounters, Result<Vec<RunRecord>>)> {
+        self.check_cancel()?;
+        self.check_stop_after_step()?;
+        let run_id = history::start(self.store.conn(), None, None, run_name)?;
+        let result = self.run_steps(imports, exports, initial, opts, run_id);
         let mut total = StepCounters::default();
         if let Ok(steps) = &result {
             for s in steps {
                 total.add(&s.counters);
             }
         }
-        history::finish(self.store.conn(), cycle_id, &total, result.as_ref().err())?;
+        history::finish(self.store.conn(), run_id, &total, result.as_ref().err())?;
         history::purge(self.store.conn(), self.config.history.retention_days)?;
-        result
+        Ok((run_id, total, result))
     }
 
-    fn cycle_steps(
+    /// The steps of a multi-step run: an import of every connector in `imports` (full when
+    /// `initial` or required, else delta), then a synchronization of each (likewise), then
+    /// the deletion threshold check of every connector in `exports` (unless a dry run or
+    /// staging mode) and an export to each, in the order given.
+    fn run_steps(
         &mut self,
-        policy: CyclePolicy,
+        imports: &[String],
+        exports: &[String],
+        initial: bool,
         opts: &RunOptions,
-        cycle_id: i64,
+        run_id: i64,
     ) -> Result<Vec<RunRecord>> {
-        let names = self.connector_names();
         let mut records = Vec::new();
-        for n in &names {
+        for n in imports {
             self.check_cancel()?;
             self.check_stop_after_step()?;
-            let full = policy == CyclePolicy::Initial || self.full_import_required(n)?;
+            let full = initial || self.full_import_required(n)?;
             let p = if full {
                 RunProfile::FullImport
             } else {
                 RunProfile::DeltaImport
             };
-            records.push(self.run_profile(n, p, opts, Some(cycle_id))?);
+            records.push(self.run_profile(n, p, opts, Some(run_id))?);
         }
-        for n in &names {
+        for n in imports {
             self.check_cancel()?;
             self.check_stop_after_step()?;
-            let full = policy == CyclePolicy::Initial || self.full_sync_required(n)?;
+            let full = initial || self.full_sync_required(n)?;
             let p = if full {
                 RunProfile::FullSync
             } else {
                 RunProfile::DeltaSync
             };
-            records.push(self.run_profile(n, p, opts, Some(cycle_id))?);
+            records.push(self.run_profile(n, p, opts, Some(run_id))?);
         }
         if !(opts.dry_run || self.config.safety.staging_mode) {
-            // Threshold check across all connectors before anything is written.
-            for n in &names {
+            // Threshold check across all export targets before anything is written.
+            for n in exports {
                 self.check_deletion_threshold(n, opts)?;
             }
         }
-        for n in names.iter().rev() {
+        for n in exports {
             self.check_cancel()?;
             self.check_stop_after_step()?;
-            records.push(self.run_profile(n, RunProfile::Export, opts, Some(cycle_id))?);
+            records.push(self.run_profile(n, RunProfile::Export, opts, Some(run_id))?);
         }
         Ok(records)
     }

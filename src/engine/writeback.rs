@@ -141,17 +141,7 @@ impl Engine {
         if cloud.is_empty() || ad.is_empty() {
             return Err(WritebackError::NotConfigured { cloud, ad }.into());
         }
-        self.check_cancel()?;
-        let run_id = history::start(self.store.conn(), None, None, "Writeback")?;
-        let result = self.writeback_steps(&cloud, &ad, opts, run_id);
-        let mut total = StepCounters::default();
-        if let Ok(steps) = &result {
-            for s in steps {
-                total.add(&s.counters);
-            }
-        }
-        history::finish(self.store.conn(), run_id, &total, result.as_ref().err())?;
-        history::purge(self.store.conn(), self.config.history.retention_days)?;
+        let (run_id, total, result) = self.recorded_run("Writeback", &cloud, &ad, false, opts)?;
         tracing::info!(
             run = run_id,
             exported = total.export_adds + total.export_updates + total.export_deletes,
@@ -159,45 +149,6 @@ impl Engine {
             "writeback finished"
         );
         result
-    }
-
-    fn writeback_steps(
-        &mut self,
-        cloud: &[String],
-        ad: &[String],
-        opts: &RunOptions,
-        run_id: i64,
-    ) -> Result<Vec<RunRecord>> {
-        use super::RunProfile;
-        let mut records = Vec::new();
-        for n in cloud {
-            self.check_cancel()?;
-            let p = if self.full_import_required(n)? {
-                RunProfile::FullImport
-            } else {
-                RunProfile::DeltaImport
-            };
-            records.push(self.run_profile(n, p, opts, Some(run_id))?);
-        }
-        for n in cloud {
-            self.check_cancel()?;
-            let p = if self.full_sync_required(n)? {
-                RunProfile::FullSync
-            } else {
-                RunProfile::DeltaSync
-            };
-            records.push(self.run_profile(n, p, opts, Some(run_id))?);
-        }
-        if !(opts.dry_run || self.config.safety.staging_mode) {
-            for n in ad {
-                self.check_deletion_threshold(n, opts)?;
-            }
-        }
-        for n in ad {
-            self.check_cancel()?;
-            records.push(self.run_profile(n, RunProfile::Export, opts, Some(run_id))?);
-        }
-        Ok(records)
     }
 
     /// Finds the Active Directory user behind an identity: a user principal name, a DN of
