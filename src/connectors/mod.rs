@@ -239,9 +239,6 @@ pub fn build(
     settings: serde_json::Value,
     base_dir: &std::path::Path,
 ) -> Result<Box<dyn Connector>, ConnectorError> {
-    fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ConnectorError> {
-        serde_json::from_value(v).map_err(|e| ConnectorError::Config(e.to_string()))
-    }
     match kind {
         "ldif" => Ok(Box::new(ldif::LdifConnector::new(
             parse(settings)?,
@@ -256,11 +253,7 @@ pub fn build(
             resolve_connection_paths(&mut s.connection, base_dir);
             Ok(Box::new(ldap::LdapConnector::new(s)?))
         }
-        "ad" => {
-            let mut s: ldap::AdSettings = parse(settings)?;
-            resolve_connection_paths(&mut s.connection, base_dir);
-            Ok(Box::new(ldap::AdConnector::new(s)?))
-        }
+        "ad" => Ok(Box::new(build_ad(settings, base_dir)?)),
         "graph" => Ok(Box::new(graph::GraphConnector::new(
             parse(settings)?,
             base_dir,
@@ -269,6 +262,22 @@ pub fn build(
             "unknown connector type '{other}' (known: ldif, csv, ldap, ad, graph)"
         ))),
     }
+}
+
+/// Builds an Active Directory connector from its JSON settings; relative CA and password
+/// file paths resolve against `base_dir`.
+pub fn build_ad(
+    settings: serde_json::Value,
+    base_dir: &std::path::Path,
+) -> Result<ldap::AdConnector, ConnectorError> {
+    let mut s: ldap::AdSettings = parse(settings)?;
+    resolve_connection_paths(&mut s.connection, base_dir);
+    ldap::AdConnector::new(s)
+}
+
+/// Deserializes connector settings; a mismatch is a configuration error.
+fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ConnectorError> {
+    serde_json::from_value(v).map_err(|e| ConnectorError::Config(e.to_string()))
 }
 
 /// Relative CA and password file paths in LDAP settings resolve against the configuration folder.

@@ -474,8 +474,6 @@ impl Engine {
     /// Builds the Active Directory connector `name` (relative CA and password file paths
     /// resolve against the configuration folder).
     pub fn ad_connector(&self, name: &str) -> Result<crate::connectors::ldap::AdConnector> {
-        use crate::connectors::ConnectorError;
-        use crate::connectors::ldap::{AdConnector, AdSettings};
         let c = self
             .config
             .connector(name)
@@ -486,24 +484,12 @@ impl Engine {
                 c.kind
             )));
         }
-        let wrap = |source: ConnectorError| EngineError::Connector {
-            connector: name.to_string(),
-            source,
-        };
-        let mut s: AdSettings = serde_json::from_value(c.settings.clone())
-            .map_err(|e| wrap(ConnectorError::Config(e.to_string())))?;
-        for p in [
-            &mut s.connection.ca_file,
-            &mut s.connection.bind_password_file,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if p.is_relative() {
-                *p = self.config.base_dir.join(&*p);
+        crate::connectors::build_ad(c.settings.clone(), &self.config.base_dir).map_err(|source| {
+            EngineError::Connector {
+                connector: name.to_string(),
+                source,
             }
-        }
-        AdConnector::new(s).map_err(wrap)
+        })
     }
 
     /// Checks the rights of the Active Directory connectors' accounts (all of them, or the one
