@@ -94,10 +94,10 @@ impl Wanted {
 }
 
 /// The composed effect of a batch's renames and deletes on reference values held by entries
-/// outside the store: normalized old DN -> new DN (normalized, text), `None` when removed.
+/// outside the store: normalized old DN -> new DN text, `None` when removed.
 #[derive(Debug, Default)]
 struct RefMoves {
-    map: HashMap<String, Option<(String, String)>>,
+    map: HashMap<String, Option<String>>,
     /// Normalized new DN -> the old DNs mapped to it.
     by_target: HashMap<String, Vec<String>>,
 }
@@ -108,23 +108,24 @@ impl RefMoves {
     /// already redirected or removed stay as they are.
     fn record(&mut self, old: &Dn, new: Option<&Dn>) {
         let old_n = old.normalized();
-        let new_v = new.map(|d| (d.normalized(), d.to_string()));
+        let new_n = new.map(Dn::normalized);
+        let new_t = new.map(Dn::to_string);
         if let Some(keys) = self.by_target.remove(&old_n) {
             for k in keys {
-                if let Some((n, _)) = &new_v {
+                if let Some(n) = &new_n {
                     self.by_target.entry(n.clone()).or_default().push(k.clone());
                 }
-                self.map.insert(k, new_v.clone());
+                self.map.insert(k, new_t.clone());
             }
         }
         if !self.map.contains_key(&old_n) {
-            if let Some((n, _)) = &new_v {
+            if let Some(n) = &new_n {
                 self.by_target
                     .entry(n.clone())
                     .or_default()
                     .push(old_n.clone());
             }
-            self.map.insert(old_n, new_v);
+            self.map.insert(old_n, new_t);
         }
     }
 }
@@ -411,8 +412,7 @@ impl<'t> Store<'t> {
         rewrite_refs(self.typing, o, |t| {
             Dn::parse(t)
                 .ok()
-                .and_then(|d| self.ref_moves.map.get(&d.normalized()))
-                .map(|m| m.as_ref().map(|(_, text)| text.clone()))
+                .and_then(|d| self.ref_moves.map.get(&d.normalized()).cloned())
         })
     }
 
