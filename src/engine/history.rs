@@ -215,14 +215,27 @@ fn errors_of(c: &Connection, id: i64) -> Result<Vec<ObjectError>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// Recent runs, newest first (cycles and steps).
-pub fn list(c: &Connection, limit: usize) -> Result<Vec<RunRecord>> {
+/// Recent runs, newest first (cycles and steps), without their per-object errors.
+fn records(c: &Connection, limit: usize) -> Result<Vec<RunRecord>> {
     let mut st = c.prepare_cached(
         "SELECT id, parent_id, connector, profile, started, ended, result, counters, message FROM run ORDER BY id DESC LIMIT ?1",
     )?;
-    let mut out = st
+    Ok(st
         .query_map([limit as i64], row_to_record)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+impl super::Engine {
+    /// Recent runs, newest first, with `errors` left empty: for readers of results and
+    /// counters only (the scheduler), which need not load every run's per-object errors.
+    pub(crate) fn history_without_errors(&self, limit: usize) -> Result<Vec<RunRecord>> {
+        records(self.store.conn(), limit)
+    }
+}
+
+/// Recent runs, newest first (cycles and steps).
+pub fn list(c: &Connection, limit: usize) -> Result<Vec<RunRecord>> {
+    let mut out = records(c, limit)?;
     for r in &mut out {
         r.errors = errors_of(c, r.id)?;
     }

@@ -671,7 +671,7 @@ fn run_cycle(
         tracing::error!(error = %e, "could not clear the requested start time");
     }
     let before = engine
-        .history(1)
+        .history_without_errors(1)
         .ok()
         .and_then(|h| h.first().map(|r| r.id))
         .unwrap_or(0);
@@ -845,7 +845,7 @@ fn record_import_times(engine: &Engine, steps: &[RunRecord]) {
 
 /// The cycle record and its steps (oldest first) among runs newer than `before`.
 fn cycle_records(engine: &Engine, before: i64) -> (Option<RunRecord>, Vec<RunRecord>) {
-    let runs = match engine.history(512) {
+    let runs = match engine.history_without_errors(512) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "run history unreadable");
