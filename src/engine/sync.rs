@@ -117,6 +117,26 @@ struct SyncRun<'e> {
     joinable: HashMap<i64, JoinPool>,
 }
 
+/// What every run of one sync shares: connector names both ways and the metaverse join
+/// attributes.
+struct RunSetup {
+    names: BTreeMap<i64, String>,
+    ids: HashMap<String, i64>,
+    mv_join_attrs: Vec<String>,
+}
+
+impl RunSetup {
+    fn load(engine: &Engine, c: &Connection) -> Result<Self> {
+        let names = store::connector_names(c)?;
+        let ids = names.iter().map(|(k, v)| (v.clone(), *k)).collect();
+        Ok(RunSetup {
+            names,
+            ids,
+            mv_join_attrs: engine.rules.mv_join_attributes(),
+        })
+    }
+}
+
 /// The objects of one target connector that an outbound join may take, indexed by the
 /// case-folded text of each join attribute on first use.
 #[derive(Default)]
@@ -165,16 +185,14 @@ impl Engine {
             tx.commit().map_err(store::StoreError::from)?;
             crash_point("sync.marked");
         }
-        let names = store::connector_names(self.store.conn())?;
-        let ids: HashMap<String, i64> = names.iter().map(|(k, v)| (v.clone(), *k)).collect();
-        let mv_join_attrs = self.rules.mv_join_attributes();
+        let setup = RunSetup::load(self, self.store.conn())?;
         // Pass 1: joins and projections for every pending object, so that references between
         // objects of this run resolve in pass 2 whatever their order. Idempotent.
         let pending = store::cs_pending_ids(self.store.conn(), cid)?;
         let mut reevaluate = BTreeSet::new();
         for chunk in pending.chunks(BATCH) {
             self.check_cancel()?;
-            let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
+            let mut run = SyncRun::new(self, &setup);
             self.in_transaction(|c| run.link_pass(c, chunk))?;
             counters.add(&run.counters);
             reevaluate.append(&mut run.reevaluate);
@@ -185,16 +203,9 @@ impl Engine {
         let mut processed = 0u64;
         for chunk in pending.chunks(BATCH) {
             self.check_cancel()?;
-            let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
+            let mut run = SyncRun::new(self, &setup);
             self.in_transaction(|c| run.batch(c, chunk))?;
-            counters.add(&run.counters);
-            for (obj, msg) in run.errors {
-                counters.errors.push(history::ObjectError {
-                    object: obj,
-                    stage: "sync".into(),
-                    message: msg,
-                });
-            }
+            counters.add(&run.into_counters());
             processed += chunk.len() as u64;
             self.report(
                 connector,
@@ -212,16 +223,9 @@ impl Engine {
         let reevaluate: Vec<i64> = reevaluate.into_iter().collect();
         for chunk in reevaluate.chunks(BATCH) {
             self.check_cancel()?;
-            let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
+            let mut run = SyncRun::new(self, &setup);
             self.in_transaction(|c| run.recompute(c, chunk.iter().copied().collect()))?;
-            counters.add(&run.counters);
-            for (obj, msg) in run.errors {
-                counters.errors.push(history::ObjectError {
-                    object: obj,
-                    stage: "sync".into(),
-                    message: msg,
-                });
-            }
+            counters.add(&run.into_counters());
         }
         Ok(())
     }
@@ -236,23 +240,13 @@ impl Engine {
         c: &Connection,
         cs_id: i64,
     ) -> Result<StepCounters> {
-        let names = store::connector_names(c)?;
-        let ids: HashMap<String, i64> = names.iter().map(|(k, v)| (v.clone(), *k)).collect();
-        let mv_join_attrs = self.rules.mv_join_attributes();
-        let mut run = SyncRun::new(self, &names, &ids, &mv_join_attrs);
+        let setup = RunSetup::load(self, c)?;
+        let mut run = SyncRun::new(self, &setup);
         run.link_pass(c, &[cs_id])?;
         run.batch(c, &[cs_id])?;
         let reevaluate = std::mem::take(&mut run.reevaluate);
         run.recompute(c, reevaluate)?;
-        let mut counters = run.counters;
-        for (obj, msg) in run.errors {
-            counters.errors.push(history::ObjectError {
-                object: obj,
-                stage: "sync".into(),
-                message: msg,
-            });
-        }
-        Ok(counters)
+        Ok(run.into_counters())
     }
 }
 
@@ -277,22 +271,34 @@ impl Engine {
 }
 
 impl<'e> SyncRun<'e> {
-    fn new(
-        engine: &'e Engine,
-        names: &BTreeMap<i64, String>,
-        ids: &HashMap<String, i64>,
-        mv_join_attrs: &[String],
-    ) -> Self {
+    fn new(engine: &'e Engine, setup: &RunSetup) -> Self {
         SyncRun {
             engine,
-            names: names.clone(),
-            ids: ids.clone(),
-            mv_join_attrs: mv_join_attrs.to_vec(),
+            names: setup.names.clone(),
+            ids: setup.ids.clone(),
+            mv_join_attrs: setup.mv_join_attrs.clone(),
             counters: StepCounters::default(),
             errors: Vec::new(),
             reevaluate: BTreeSet::new(),
             joinable: HashMap::new(),
         }
+    }
+
+    /// The run's counters with its per-object errors folded in.
+    fn into_counters(self) -> StepCounters {
+        let mut counters = self.counters;
+        counters
+            .errors
+            .extend(
+                self.errors
+                    .into_iter()
+                    .map(|(object, message)| history::ObjectError {
+                        object,
+                        stage: "sync".into(),
+                        message,
+                    }),
+            );
+        counters
     }
 
     /// Pass 1: join or project live unlinked objects. Deletions and disconnections wait for
