@@ -344,7 +344,7 @@ mod tests {
             std::fs::write(&p, text).unwrap();
             paths.push((name, p));
         }
-        let typing = Typing::new(&LdifSettings::new("x"));
+        let typing = Typing::new(&LdifSettings::new("x")).unwrap();
         apply_files(&typing, &paths, cs)
     }
 
@@ -419,7 +419,7 @@ mod tests {
         ]));
         let mut settings = LdifSettings::new("x");
         settings.exclude = vec!["ou=out,dc=x".into()];
-        let typing = Typing::new(&settings);
+        let typing = Typing::new(&settings).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("001.ldif");
         std::fs::write(

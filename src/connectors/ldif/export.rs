@@ -685,7 +685,7 @@ mod tests {
     use crate::connectors::ldif::LdifSettings;
 
     fn typing() -> Typing {
-        Typing::new(&LdifSettings::new("x"))
+        Typing::new(&LdifSettings::new("x")).unwrap()
     }
 
     fn req(id: i64, dn: &str, op: ExportOperation) -> ExportRequest {

@@ -47,6 +47,7 @@ mod export;
 mod parse;
 mod write;
 
+use crate::connectors::ldap::generic::Partition;
 use crate::connectors::{
     Capabilities, Connector, ConnectorError, ConnectorSpaceView, ExportOperation, ExportRequest,
     ExportResult, ImportChange, ImportSink, Watermark,
@@ -120,33 +121,18 @@ impl LdifSettings {
     }
 }
 
-/// The container filter of imports (`include` / `exclude`).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Containers {
-    include: Vec<Dn>,
-    exclude: Vec<Dn>,
-}
-
-impl Containers {
-    fn parse(settings: &LdifSettings) -> Result<Containers, ConnectorError> {
-        let parse = |key: &str, list: &[String]| -> Result<Vec<Dn>, ConnectorError> {
-            list.iter()
-                .map(|s| {
-                    Dn::parse(s).map_err(|e| ConnectorError::Config(format!("ldif: {key}: {e}")))
-                })
-                .collect()
-        };
-        Ok(Containers {
-            include: parse("include", &settings.include)?,
-            exclude: parse("exclude", &settings.exclude)?,
-        })
-    }
-
-    /// True when an entry at `dn` is imported.
-    pub(crate) fn in_scope(&self, dn: &Dn) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|c| dn.is_within(c)))
-            && !self.exclude.iter().any(|c| dn.is_within(c))
-    }
+/// The container filter of imports (`include` / `exclude`): a partition over the whole tree.
+fn containers(settings: &LdifSettings) -> Result<Partition, ConnectorError> {
+    let parse = |key: &str, list: &[String]| -> Result<Vec<Dn>, ConnectorError> {
+        list.iter()
+            .map(|s| Dn::parse(s).map_err(|e| ConnectorError::Config(format!("ldif: {key}: {e}"))))
+            .collect()
+    };
+    Ok(Partition {
+        base: Dn::root(),
+        include: parse("include", &settings.include)?,
+        exclude: parse("exclude", &settings.exclude)?,
+    })
 }
 
 /// Built-in attribute types (lower-case names); everything else is a string.
@@ -194,12 +180,13 @@ pub(crate) struct Typing {
     object_types: HashMap<String, String>,
     /// Object type -> objectClass written when an added object has none.
     object_classes: HashMap<String, String>,
-    /// Container filter of imports.
-    pub(crate) containers: Containers,
+    /// Container filter of imports (based at the root).
+    pub(crate) containers: Partition,
 }
 
 impl Typing {
-    fn new(settings: &LdifSettings) -> Typing {
+    /// The typing of `settings`; an error when an `include`/`exclude` DN does not parse.
+    fn new(settings: &LdifSettings) -> Result<Typing, ConnectorError> {
         let mut attribute_types: HashMap<String, AttrType> = DEFAULT_TYPES
             .iter()
             .map(|(n, t)| (n.to_string(), *t))
@@ -226,14 +213,13 @@ impl Typing {
         for (class, ty) in settings.object_types.iter().rev() {
             object_classes.insert(ty.clone(), class.clone());
         }
-        Typing {
+        Ok(Typing {
             anchor_attribute: settings.anchor_attribute.clone(),
             attribute_types,
             object_types,
             object_classes,
-            // Validated by `LdifConnector::new`; unparsable DNs are dropped here.
-            containers: Containers::parse(settings).unwrap_or_default(),
-        }
+            containers: containers(settings)?,
+        })
     }
 
     /// The type of an attribute (options such as `;lang-en` ignored).
@@ -596,8 +582,7 @@ impl LdifConnector {
                 )));
             }
         }
-        Containers::parse(&settings)?;
-        let typing = Typing::new(&settings);
+        let typing = Typing::new(&settings)?;
         if settings.export_batch_size == Some(0) {
             return Err(ConnectorError::Config(
                 "ldif: export_batch_size must be at least 1".into(),
@@ -912,7 +897,7 @@ struct ExportScan {
 /// Applies the container filter to delta changes: an entry that ends up outside the scope
 /// is a delete when the connector space (or this run) has it, and nothing otherwise.
 fn scope_changes(
-    containers: &Containers,
+    containers: &Partition,
     changes: Vec<ImportChange>,
     cs: &dyn ConnectorSpaceView,
 ) -> Vec<ImportChange> {
@@ -1101,7 +1086,7 @@ mod tests {
     use crate::model::AttributeChange;
 
     fn typing() -> Typing {
-        Typing::new(&LdifSettings::new("x.ldif"))
+        Typing::new(&LdifSettings::new("x.ldif")).unwrap()
     }
 
     #[test]
@@ -1127,8 +1112,11 @@ mod tests {
         assert_eq!(t.object_type_of(&a), "group");
         let mut s = LdifSettings::new("x");
         s.object_types.insert("groupOfNames".into(), "team".into());
-        assert_eq!(Typing::new(&s).object_type_of(&a), "team");
-        assert_eq!(Typing::new(&s).object_class_for("team"), "groupOfNames");
+        assert_eq!(Typing::new(&s).unwrap().object_type_of(&a), "team");
+        assert_eq!(
+            Typing::new(&s).unwrap().object_class_for("team"),
+            "groupOfNames"
+        );
     }
 
     #[test]
