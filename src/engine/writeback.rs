@@ -301,6 +301,20 @@ impl Engine {
             return Err(WritebackError::EmptyPassword.into());
         }
         let user = self.resolve_ad_user(identity)?;
+        self.set_password_for(user, password, must_change)
+    }
+
+    /// Sets the password of an already resolved Active Directory user (see
+    /// [`Engine::set_password`]); recorded in the run history as a `SetPassword` run.
+    pub fn set_password_for(
+        &mut self,
+        user: AdUser,
+        password: &str,
+        must_change: bool,
+    ) -> Result<PasswordResult> {
+        if password.is_empty() {
+            return Err(WritebackError::EmptyPassword.into());
+        }
         self.require_encrypted(&user.connector)?;
         let dn = Dn::parse(&user.dn).map_err(|e| EngineError::NotFound(e.to_string()))?;
         let run_id = history::start(

@@ -878,18 +878,20 @@ pub(crate) fn set_password(h: &DirSyncEngine, req: &str) -> OpResult {
     let mut e = locked(h);
     if let Some(c) = &r.connector {
         require_ad(&e, c, "setting a password")?;
-        let user = e.resolve_ad_user(&identity)?;
-        if user.connector != *c {
-            return Err(FfiError::new(
-                Status::DIRSYNC_E_NOT_FOUND,
-                format!(
-                    "'{identity}' is a user of connector '{}', not '{c}'",
-                    user.connector
-                ),
-            ));
-        }
     }
-    let result = e.set_password(&identity, &r.password, r.must_change)?;
+    let user = e.resolve_ad_user(&identity)?;
+    if let Some(c) = &r.connector
+        && user.connector != *c
+    {
+        return Err(FfiError::new(
+            Status::DIRSYNC_E_NOT_FOUND,
+            format!(
+                "'{identity}' is a user of connector '{}', not '{c}'",
+                user.connector
+            ),
+        ));
+    }
+    let result = e.set_password_for(user, &r.password, r.must_change)?;
     to_json(&result)
 }
 
