@@ -984,7 +984,7 @@ impl Connector for LdifConnector {
             None => None,
         };
         let mut count = 0usize;
-        let containers = self.typing.containers.clone();
+        let containers = &self.typing.containers;
         self.read_content(true, |obj, _| {
             if !containers.in_scope(&obj.dn) {
                 return Ok(());
