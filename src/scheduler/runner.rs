@@ -260,20 +260,18 @@ fn run_loop(
     let mut last_start: Option<chrono::DateTime<chrono::Utc>> = None;
     let mut was_runnable = true;
     let mut last_interval = 60;
+    let mut loaded = Loaded::default();
     loop {
-        let next_due = last_start
-            .map(|t| t + chrono::Duration::seconds(last_interval as i64))
-            .unwrap_or_else(chrono::Utc::now);
         if stop.load(Ordering::SeqCst) {
             report.stopped = true;
             break;
         }
-        let (config, settings) = match load(config_path) {
+        let (config, settings) = match loaded.get(config_path) {
             Ok(x) => x,
             Err(e) => {
                 // A broken configuration or settings file fails the cycles that are due (and
                 // /healthz with them) until it is fixed; the scheduler keeps going.
-                if chrono::Utc::now() >= next_due {
+                if chrono::Utc::now() >= next_due(last_start, last_interval) {
                     tracing::error!(error = %e, "cycle not started");
                     let now = chrono::Utc::now();
                     let summary = unrecorded_summary(
@@ -304,16 +302,13 @@ fn run_loop(
             }
         };
         last_interval = settings.interval_seconds;
-        let next_due = last_start
-            .map(|t| t + chrono::Duration::seconds(last_interval as i64))
-            .unwrap_or(next_due);
         let runnable = settings.sync_cycle_enabled && !settings.suspended;
         let requested = settings
             .next_cycle_start_utc
             .as_deref()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&chrono::Utc));
-        let due = requested.unwrap_or(next_due);
+        let due = requested.unwrap_or_else(|| next_due(last_start, last_interval));
         {
             let mut s = lock(shared);
             if runnable && !was_runnable {
@@ -526,12 +521,61 @@ impl StatusFile {
     }
 }
 
-/// The configuration and the effective scheduler settings, read afresh.
-fn load(config_path: &Path) -> Result<(Config, SchedulerSettings), EngineError> {
-    let config = Config::load(config_path)?;
-    let settings = settings::load_settings(&config)
-        .map_err(|e| EngineError::Store(StoreError::Corrupt(e.to_string())))?;
-    Ok((config, settings))
+/// When the next cycle is due: at once for the first, else one interval after the previous
+/// start.
+fn next_due(
+    last_start: Option<chrono::DateTime<chrono::Utc>>,
+    interval_seconds: u64,
+) -> chrono::DateTime<chrono::Utc> {
+    last_start
+        .map(|t| t + chrono::Duration::seconds(interval_seconds as i64))
+        .unwrap_or_else(chrono::Utc::now)
+}
+
+/// A file's modification time and length, or `None` when it cannot be read (absent).
+type Stamp = Option<(std::time::SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// A stamp that can be trusted to change with the file: its modification time lies far
+/// enough in the past that a same-length rewrite within the file system's timestamp
+/// granularity cannot hide behind it.
+fn settled(s: &Stamp) -> bool {
+    s.is_none_or(|(t, _)| t.elapsed().is_ok_and(|age| age > Duration::from_secs(2)))
+}
+
+/// The last configuration and settings read by the idle wait, with the stamps of the
+/// configuration file and the settings side file taken before they were read: they are
+/// read again only when either file changed (or was written too recently to tell).
+#[derive(Default)]
+struct Loaded {
+    last: Option<(Stamp, Stamp, Config, SchedulerSettings)>,
+}
+
+impl Loaded {
+    /// The configuration and the effective scheduler settings, as the files hold them now.
+    fn get(&mut self, config_path: &Path) -> Result<(Config, SchedulerSettings), EngineError> {
+        let config_stamp = stamp(config_path);
+        if let Some((cs, ss, config, settings)) = &self.last
+            && *cs == config_stamp
+            && settled(cs)
+        {
+            let side = stamp(&settings::settings_path(config));
+            if *ss == side && settled(ss) {
+                return Ok((config.clone(), settings.clone()));
+            }
+        }
+        self.last = None;
+        let config = Config::load(config_path)?;
+        let side_stamp = stamp(&settings::settings_path(&config));
+        let settings = settings::load_settings(&config)
+            .map_err(|e| EngineError::Store(StoreError::Corrupt(e.to_string())))?;
+        self.last = Some((config_stamp, side_stamp, config.clone(), settings.clone()));
+        Ok((config, settings))
+    }
 }
 
 enum CycleOutcome {
