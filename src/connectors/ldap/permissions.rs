@@ -92,6 +92,7 @@ pub fn test_permissions(
         });
     }
     let mut ou_exists = false;
+    let mut group_create = false;
     if let Some(ou) = writeback_ou {
         let attrs = ["allowedChildClassesEffective".to_string()];
         let entry = ad.client_mut().read_entry(ou, &attrs, Vec::new())?;
@@ -102,9 +103,10 @@ pub fn test_permissions(
             .unwrap_or_default();
         // Writeback creates groups there (cloud groups); users and contacts are not written
         // back, so an account delegated only group creation passes.
+        group_create = classes.iter().any(|c| c.eq_ignore_ascii_case("group"));
         checks.push(PermissionCheck {
             right: format!("create group objects in {ou}"),
-            present: classes.iter().any(|c| c.eq_ignore_ascii_case("group")),
+            present: group_create,
             detail: if entry.is_none() {
                 "the container does not exist or is not visible".into()
             } else {
@@ -159,15 +161,17 @@ pub fn test_permissions(
             .unwrap_or_default(),
         None => Vec::new(),
     };
-    let group_create = checks
-        .iter()
-        .any(|c| c.present && c.right.starts_with("create group objects"));
     // The "Reset Password" extended right does not show in allowedAttributesEffective: it is
     // read from the user's DACL against the account's token.
     let reset_right = match &user {
-        Some((_, dn)) => reset_password_granted(ad, dn)?,
+        Some((_, dn)) => reset_password_granted(ad, me.as_deref(), dn)?,
         None => None,
     };
+    let place = user
+        .as_ref()
+        .map(|(p, _)| p.clone())
+        .or_else(|| places.first().cloned())
+        .unwrap_or_default();
     for (right, attr) in [
         ("write mS-DS-ConsistencyGuid", "mS-DS-ConsistencyGuid"),
         ("write group membership", "member"),
@@ -175,11 +179,6 @@ pub fn test_permissions(
     ] {
         let present = writable.iter().any(|a| a.eq_ignore_ascii_case(attr))
             || (attr == "unicodePwd" && reset_right == Some(true));
-        let place = user
-            .as_ref()
-            .map(|(p, _)| p.clone())
-            .or_else(|| places.first().cloned())
-            .unwrap_or_default();
         checks.push(PermissionCheck {
             right: format!("{right} in {place}"),
             // Membership of the groups dirsync creates: creating them is enough.
@@ -253,17 +252,19 @@ fn account_dn(ad: &mut AdConnector) -> Result<Option<String>, ConnectorError> {
 
 /// Whether the bound account holds the "Reset Password" right on `user_dn`, from the user's
 /// DACL and the account's SIDs (its own, `tokenGroups`, Everyone, Authenticated Users). ACEs
-/// are evaluated in order; the first one that allows or denies the right decides. `None` when
-/// the account or the security descriptor cannot be read.
+/// are evaluated in order; the first one that allows or denies the right decides. `me` is the
+/// account's DN ([`account_dn`]). `None` when the account or the security descriptor cannot be
+/// read.
 fn reset_password_granted(
     ad: &mut AdConnector,
+    me: Option<&str>,
     user_dn: &str,
 ) -> Result<Option<bool>, ConnectorError> {
-    let Some(me) = account_dn(ad)? else {
+    let Some(me) = me else {
         return Ok(None);
     };
     let Some(acct) = ad.client_mut().read_entry(
-        &me,
+        me,
         &["objectSid".to_string(), "tokenGroups".to_string()],
         Vec::new(),
     )?
