@@ -787,14 +787,21 @@ impl LdifConnector {
                 Unique::Unchecked
             };
             self.read_content_checked(false, unique, |mut obj, _| {
-                if !loaded_dns.is_empty() && loaded_dns.contains(&obj.dn.normalized()) {
+                let key = write::dn_sort_key(&obj.dn);
+                // The normalized DN is the sort key's RDNs joined leaf first.
+                let normalized = key
+                    .iter()
+                    .rev()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                if !loaded_dns.is_empty() && loaded_dns.contains(&normalized) {
                     skipped += 1;
                     return Ok(());
                 }
-                let key = write::dn_sort_key(&obj.dn);
                 if unchecked_file {
                     if prev.as_ref().is_some_and(|p| *p >= key)
-                        || store.holds(&obj.dn.normalized(), obj.anchor.as_deref())
+                        || store.holds(&normalized, obj.anchor.as_deref())
                     {
                         conflict = true;
                         return Err(conflict_error());
