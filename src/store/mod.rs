@@ -1100,11 +1100,31 @@ pub fn pending_delete_count(c: &Connection, connector_id: i64) -> Result<u64> {
 
 /// Pending exports of a connector (all connectors when `None`), in creation order.
 pub fn pending_list(c: &Connection, connector_id: Option<i64>) -> Result<Vec<PendingExport>> {
-    let mut st = c.prepare_cached(
+    pending_query(
+        c,
+        "WHERE (?1 IS NULL OR connector_id=?1) ORDER BY rowid",
+        [connector_id],
+    )
+}
+
+/// The pending export of one connector-space object, if any.
+pub fn pending_get(c: &Connection, cs_id: i64) -> Result<Option<PendingExport>> {
+    Ok(pending_query(c, "WHERE cs_id=?1", [cs_id])?
+        .into_iter()
+        .next())
+}
+
+/// The pending exports that `tail` (a WHERE clause, optionally ordered) selects.
+fn pending_query(
+    c: &Connection,
+    tail: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<PendingExport>> {
+    let mut st = c.prepare_cached(&format!(
         "SELECT cs_id, connector_id, op, dn, new_dn, changes, attempts, last_error FROM pending_export
-         WHERE (?1 IS NULL OR connector_id=?1) ORDER BY rowid",
-    )?;
-    let rows = st.query_map([connector_id], |r| {
+         {tail}"
+    ))?;
+    let rows = st.query_map(params, |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,
@@ -1131,41 +1151,6 @@ pub fn pending_list(c: &Connection, connector_id: Option<i64>) -> Result<Vec<Pen
         });
     }
     Ok(out)
-}
-
-/// The pending export of one connector-space object, if any.
-pub fn pending_get(c: &Connection, cs_id: i64) -> Result<Option<PendingExport>> {
-    let mut st = c.prepare_cached(
-        "SELECT connector_id, op, dn, new_dn, changes, attempts, last_error FROM pending_export
-         WHERE cs_id=?1",
-    )?;
-    let row = st
-        .query_map([cs_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, Option<String>>(6)?,
-            ))
-        })?
-        .next()
-        .transpose()?;
-    let Some((connector_id, op, dn, new_dn, changes, attempts, last_error)) = row else {
-        return Ok(None);
-    };
-    Ok(Some(PendingExport {
-        cs_id,
-        connector_id,
-        op,
-        dn,
-        new_dn,
-        changes: from_json(&changes)?,
-        attempts,
-        last_error,
-    }))
 }
 
 /// Names of all connectors by id.
