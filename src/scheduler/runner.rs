@@ -724,11 +724,8 @@ fn run_cycle(
         staging = settings.staging_mode,
         "cycle starting"
     );
-    let opts = RunOptions {
-        dry_run: settings.staging_mode,
-        ..RunOptions::default()
-    };
-    let result = engine.cycle(policy.cycle_policy(), &opts);
+    // Staging is the engine's own `safety.staging_mode`, set above.
+    let result = engine.cycle(policy.cycle_policy(), &RunOptions::default());
     let error = result.err();
     let (cycle, steps) = cycle_records(&engine, before);
     if policy == NextCyclePolicy::Initial
