@@ -215,26 +215,21 @@ impl Engine {
         }
         if let Some(m) = mvs.into_iter().next() {
             let mut links: Vec<(String, CsObject)> = Vec::new();
+            let names = store::connector_names(c)?;
             for o in store::cs_by_mv(c, m)? {
-                let name = self
-                    .connector_names()
-                    .into_iter()
-                    .find(|n| self.connector_id(n).ok() == Some(o.connector_id))
-                    .unwrap_or_default();
+                let name = names.get(&o.connector_id).cloned().unwrap_or_default();
                 if ad.contains(&name) && !o.deleted && !o.placeholder {
                     links.push((name, o));
                 }
             }
-            let users: Vec<(String, CsObject)> = links
+            let mut users: Vec<(String, CsObject)> = links
                 .iter()
                 .filter(|(_, o)| o.object_type == "user")
                 .cloned()
                 .collect();
             return match users.len() {
                 1 => {
-                    let (connector, o) = users.into_iter().next().ok_or_else(|| {
-                        EngineError::NotFound(format!("no AD user for '{ident}'"))
-                    })?;
+                    let (connector, o) = users.swap_remove(0);
                     Ok(AdUser {
                         connector,
                         dn: o.dn.to_string(),
@@ -325,8 +320,12 @@ impl Engine {
         )?;
         let outcome = self.write_password(&user, &dn, password, must_change);
         let mut counters = StepCounters::default();
-        match &outcome {
-            Ok(()) => counters.export_updates = 1,
+        // A rejected password is a failure of this object; any other error fails the run.
+        let failed_whole = match &outcome {
+            Ok(()) => {
+                counters.export_updates = 1;
+                None
+            }
             Err(EngineError::Writeback(WritebackError::PasswordRejected { message, .. })) => {
                 counters.export_failures = 1;
                 counters.errors.push(history::ObjectError {
@@ -334,11 +333,8 @@ impl Engine {
                     stage: "export".into(),
                     message: message.clone(),
                 });
+                None
             }
-            Err(_) => {}
-        }
-        let failed_whole = match &outcome {
-            Err(EngineError::Writeback(WritebackError::PasswordRejected { .. })) | Ok(()) => None,
             Err(e) => Some(e),
         };
         history::finish(self.store.conn(), run_id, &counters, failed_whole)?;
@@ -355,12 +351,10 @@ impl Engine {
 
     /// Errors unless the AD connector's connection is LDAPS or StartTLS.
     fn require_encrypted(&self, connector: &str) -> Result<()> {
-        let settings = self
+        let conn = self
             .config
             .connector(connector)
-            .map(|c| c.settings.clone())
-            .unwrap_or_default();
-        let conn = settings.get("connection");
+            .and_then(|c| c.settings.get("connection"));
         let url = conn
             .and_then(|c| c.get("url"))
             .and_then(|u| u.as_str())
