@@ -66,8 +66,8 @@ pub struct Metrics {
     pub threshold_stops: u64,
     /// Cycles not started because another process held the state.
     pub state_busy: u64,
-    /// Unix time of the last completed cycle.
-    pub last_success: Option<f64>,
+    /// End (RFC 3339) of the last completed cycle.
+    pub last_success: Option<String>,
 }
 
 impl Metrics {
@@ -104,9 +104,7 @@ impl Metrics {
             self.threshold_stops += 1;
         }
         if cycle.completed() {
-            self.last_success = chrono::DateTime::parse_from_rfc3339(&cycle.ended)
-                .ok()
-                .map(|t| t.timestamp_millis() as f64 / 1000.0);
+            self.last_success = Some(cycle.ended.clone());
         }
         for s in steps {
             let Some(conn) = s.connector.clone() else {
@@ -232,19 +230,14 @@ impl Metrics {
             "stage",
             &self.errors,
         );
-        head(
+        labelled(
             &mut o,
             "dirsync_pending_exports",
             "gauge",
             "Pending exports after the last cycle, by connector and operation.",
+            "op",
+            &self.pending_exports,
         );
-        for ((c, op), n) in &self.pending_exports {
-            let _ = writeln!(
-                o,
-                "dirsync_pending_exports{{connector=\"{}\",op=\"{op}\"}} {n}",
-                esc(c)
-            );
-        }
         head(
             &mut o,
             "dirsync_connector_space_objects",
@@ -297,7 +290,10 @@ impl Metrics {
             "dirsync_last_success_timestamp_seconds",
             "gauge",
             "Unix time the last completed cycle ended (0: none yet).",
-            self.last_success.unwrap_or(0.0),
+            self.last_success
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0),
         );
         scalar(
             &mut o,

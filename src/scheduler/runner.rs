@@ -67,7 +67,6 @@ pub struct ServeReport {
 struct Shared {
     metrics: Metrics,
     last_cycle: Option<CycleSummary>,
-    last_success_utc: Option<String>,
     next_cycle: Option<chrono::DateTime<chrono::Utc>>,
     settings: Option<SchedulerSettings>,
     in_progress: bool,
@@ -77,7 +76,6 @@ struct Shared {
     cycle_started: Option<chrono::DateTime<chrono::Utc>>,
     /// When the scheduler last started or became runnable (resumed / enabled).
     active_since: Option<chrono::DateTime<chrono::Utc>>,
-    cycles_run: u64,
 }
 
 type SharedRef = Arc<Mutex<Shared>>;
@@ -489,7 +487,7 @@ impl StatusFile {
             next_cycle_utc: s.next_cycle.map(rfc3339),
             cycle_in_progress: s.in_progress,
             last_cycle: s.last_cycle.clone(),
-            cycles_run: s.cycles_run,
+            cycles_run: s.metrics.duration_count,
         };
         let path = serve_status_path(config);
         if self.last.as_ref() == Some(&st) && self.path.as_ref() == Some(&path) {
@@ -651,10 +649,6 @@ fn record_cycle(shared: &SharedRef, opts: &ServeOptions, report: &mut ServeRepor
         if let Some(st) = &pending {
             s.metrics.set_status(st);
         }
-        if summary.completed() {
-            s.last_success_utc = Some(summary.ended.clone());
-        }
-        s.cycles_run += 1;
         s.last_cycle = Some(summary.clone());
     }
     report.cycles += 1;
@@ -986,7 +980,7 @@ fn health_of(s: &Shared) -> (StatusCode, Health) {
             version: env!("CARGO_PKG_VERSION"),
             status,
             last_cycle: s.last_cycle.clone(),
-            last_success_utc: s.last_success_utc.clone(),
+            last_success_utc: s.metrics.last_success.clone(),
             next_cycle_utc: s.next_cycle.map(rfc3339),
             suspended,
             sync_cycle_enabled: enabled,
@@ -994,7 +988,7 @@ fn health_of(s: &Shared) -> (StatusCode, Health) {
             cycle_in_progress: s.in_progress,
             current_step: s.current_step.clone(),
             interval_seconds: interval,
-            cycles_run: s.cycles_run,
+            cycles_run: s.metrics.duration_count,
         },
     )
 }
