@@ -24,6 +24,11 @@ const SYNC_RULES: &str = include_str!("../../templates/ad-to-entra/sync-rules.to
 /// The writeback rules (Entra ID -> AD), composed after [`SYNC_RULES`].
 const WRITEBACK_RULES: &str = include_str!("../../templates/ad-to-entra/writeback-rules.toml");
 
+/// Environment variable the template names for the AD bind password when no file is given.
+pub const AD_PASSWORD_ENV: &str = "DIRSYNC_AD_PASSWORD";
+/// Environment variable the template names for the Graph client secret when no file is given.
+pub const GRAPH_SECRET_ENV: &str = "DIRSYNC_GRAPH_SECRET";
+
 /// The line in every AD rule's scoping filter that group-based filtering replaces.
 const PILOT_MARKER: &str = "  # @pilot-group\n";
 
@@ -138,7 +143,7 @@ impl Default for AdToEntraOptions {
             source: AdSource::Ldap {
                 url: "ldaps://dc01.contoso.com:636".into(),
                 bind_dn: "CN=dirsync,OU=Service Accounts,DC=contoso,DC=com".into(),
-                bind_password_env: Some("DIRSYNC_AD_PASSWORD".into()),
+                bind_password_env: Some(AD_PASSWORD_ENV.into()),
                 bind_password_file: None,
                 ca_file: None,
                 tls_server_name: None,
@@ -149,7 +154,7 @@ impl Default for AdToEntraOptions {
             pilot_group_dn: None,
             tenant_id: "00000000-0000-0000-0000-000000000000".into(),
             client_id: "00000000-0000-0000-0000-000000000000".into(),
-            client_secret_env: Some("DIRSYNC_GRAPH_SECRET".into()),
+            client_secret_env: Some(GRAPH_SECRET_ENV.into()),
             client_secret_file: None,
             authority: None,
             graph_url: None,
@@ -173,6 +178,21 @@ fn quote_path(p: &std::path::Path) -> String {
 fn quote_list(items: &[String]) -> String {
     let q: Vec<String> = items.iter().map(|s| quote(s)).collect();
     format!("[{}]", q.join(", "))
+}
+
+/// Writes where a secret comes from: `{key}_env` naming `env`, else `{key}_file` naming
+/// `file`, else `{key}_env` naming `default_env`.
+fn secret_line(
+    t: &mut String,
+    key: &str,
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+    default_env: &str,
+) {
+    let _ = match (env, file) {
+        (None, Some(f)) => writeln!(t, "{key}_file = {}", quote_path(f)),
+        (env, _) => writeln!(t, "{key}_env = {}", quote(env.unwrap_or(default_env))),
+    };
 }
 
 /// A complete configuration file (TOML) for AD -> Entra ID: state, safety, parameters, the
@@ -230,17 +250,13 @@ pub fn ad_to_entra_config(opts: &AdToEntraOptions) -> String {
                 quote(url),
                 quote(bind_dn)
             );
-            match (bind_password_env, bind_password_file) {
-                (Some(v), _) => {
-                    let _ = writeln!(t, "bind_password_env = {}", quote(v));
-                }
-                (None, Some(f)) => {
-                    let _ = writeln!(t, "bind_password_file = {}", quote_path(f));
-                }
-                (None, None) => {
-                    let _ = writeln!(t, "bind_password_env = \"DIRSYNC_AD_PASSWORD\"");
-                }
-            }
+            secret_line(
+                &mut t,
+                "bind_password",
+                bind_password_env.as_deref(),
+                bind_password_file.as_deref(),
+                AD_PASSWORD_ENV,
+            );
             if let Some(ca) = ca_file {
                 let _ = writeln!(t, "ca_file = {}", quote_path(ca));
             }
@@ -284,17 +300,13 @@ pub fn ad_to_entra_config(opts: &AdToEntraOptions) -> String {
         quote(&opts.tenant_id),
         quote(&opts.client_id)
     );
-    match (&opts.client_secret_env, &opts.client_secret_file) {
-        (Some(v), _) => {
-            let _ = writeln!(t, "client_secret_env = {}", quote(v));
-        }
-        (None, Some(f)) => {
-            let _ = writeln!(t, "client_secret_file = {}", quote_path(f));
-        }
-        (None, None) => {
-            let _ = writeln!(t, "client_secret_env = \"DIRSYNC_GRAPH_SECRET\"");
-        }
-    }
+    secret_line(
+        &mut t,
+        "client_secret",
+        opts.client_secret_env.as_deref(),
+        opts.client_secret_file.as_deref(),
+        GRAPH_SECRET_ENV,
+    );
     if let Some(a) = &opts.authority {
         let _ = writeln!(t, "authority = {}", quote(a));
     }

@@ -9,7 +9,9 @@ use dirsync::emulator::{
 };
 use dirsync::engine::{CyclePolicy, Engine, RunOptions, RunRecord};
 use dirsync::model::Value;
-use dirsync::templates::{AdSource, AdToEntraOptions, ad_to_entra_config};
+use dirsync::templates::{
+    AD_PASSWORD_ENV, AdSource, AdToEntraOptions, GRAPH_SECRET_ENV, ad_to_entra_config,
+};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -17,7 +19,7 @@ use std::time::Instant;
 #[derive(Args, Debug, Clone, Default)]
 pub struct AdTemplateArgs {
     /// DNS name of the AD domain (`%Domain.FQDN%`, the UPN fallback suffix).
-    #[arg(long, default_value = "contoso.com")]
+    #[arg(long, default_value_t = AdToEntraOptions::default().domain_fqdn)]
     pub domain: String,
     /// NetBIOS name of the domain (default: the first label of --domain, upper-case).
     #[arg(long)]
@@ -41,10 +43,10 @@ pub struct AdTemplateArgs {
     #[arg(long)]
     pub pilot_group: Option<String>,
     /// Entra tenant id.
-    #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
+    #[arg(long, default_value_t = AdToEntraOptions::default().tenant_id)]
     pub tenant_id: String,
     /// Application (client) id of the app registration.
-    #[arg(long, default_value = "00000000-0000-0000-0000-000000000000")]
+    #[arg(long, default_value_t = AdToEntraOptions::default().client_id)]
     pub client_id: String,
     /// Compose the writeback rules (cloud groups and attributes back to AD).
     #[arg(long)]
@@ -83,7 +85,7 @@ impl AdTemplateArgs {
                     .bind_dn
                     .clone()
                     .unwrap_or_else(|| format!("CN=dirsync,CN=Users,{base}")),
-                bind_password_env: Some("DIRSYNC_AD_PASSWORD".into()),
+                bind_password_env: Some(AD_PASSWORD_ENV.into()),
                 bind_password_file: None,
                 ca_file: None,
                 tls_server_name: None,
@@ -94,7 +96,6 @@ impl AdTemplateArgs {
             pilot_group_dn: self.pilot_group.clone(),
             tenant_id: self.tenant_id.clone(),
             client_id: self.client_id.clone(),
-            client_secret_env: Some("DIRSYNC_GRAPH_SECRET".into()),
             with_writeback: self.writeback,
             writeback_ou: self.writeback_ou.clone(),
             ..AdToEntraOptions::default()
@@ -139,8 +140,8 @@ pub fn init(
     println!("wrote {}", path.display());
     if matches!(template, Template::AdToEntra) {
         println!(
-            "secrets are not in the file: set DIRSYNC_AD_PASSWORD (AD bind password) and \
-             DIRSYNC_GRAPH_SECRET (Graph client secret) in the service's environment, or switch \
+            "secrets are not in the file: set {AD_PASSWORD_ENV} (AD bind password) and \
+             {GRAPH_SECRET_ENV} (Graph client secret) in the service's environment, or switch \
              to bind_password_file / client_secret_file (a file readable by the service account only)."
         );
         println!(
