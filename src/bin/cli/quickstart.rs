@@ -117,10 +117,7 @@ pub fn init(
     args: &AdTemplateArgs,
 ) -> Result<(), CliError> {
     let path = match dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| io_err(d, e))?;
-            d.join("dirsync.toml")
-        }
+        Some(d) => d.join("dirsync.toml"),
         None => cli.config.clone(),
     };
     if path.exists() && !force {
@@ -133,7 +130,7 @@ pub fn init(
         Template::Sample => include_str!("../../../examples/sample/dirsync.toml").to_string(),
         Template::AdToEntra => ad_to_entra_config(&args.options()),
     };
-    std::fs::write(&path, text).map_err(|e| io_err(&path, e))?;
+    write(&path, &text)?;
     // Validate what was written (rules compile when the engine opens; check them here too).
     let cfg = Config::load(&path)?;
     dirsync::rules::RuleSet::compile(&cfg)?;
@@ -187,6 +184,7 @@ const SAMPLE_NETBIOS: &str = "CONTOSO";
 const SAMPLE_BASE: &str = "DC=contoso,DC=example";
 const SAMPLE_EXCLUDED_OU: &str = "OU=Lab,DC=contoso,DC=example";
 
+/// Writes `text` to `p`, creating its folder first.
 fn write(p: &Path, text: &str) -> Result<(), CliError> {
     if let Some(parent) = p.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
@@ -216,6 +214,31 @@ fn cycle(
         },
     )?;
     Ok((runs, t.elapsed()))
+}
+
+/// A non-dry cycle, its runs printed, then its duration.
+fn cycle_and_print(cli: &Cli, e: &mut Engine, policy: CyclePolicy) -> Result<(), CliError> {
+    let (runs, took) = cycle(e, policy, false)?;
+    print_runs(cli, &runs)?;
+    println!("   ({took:.1?})");
+    Ok(())
+}
+
+/// A delta cycle that should find nothing left to export; prints what it exported.
+fn confirming_cycle(e: &mut Engine) -> Result<(), CliError> {
+    let (runs, _) = cycle(e, CyclePolicy::Delta, false)?;
+    let (a, u, d) = exported(&runs);
+    println!("   confirming cycle exported {a} adds, {u} updates, {d} deletes");
+    Ok(())
+}
+
+/// What a change file does: its first line, without the comment mark.
+fn change_summary(text: &str) -> &str {
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('#')
+        .trim()
 }
 
 fn exported(runs: &[RunRecord]) -> (u64, u64, u64) {
@@ -363,25 +386,15 @@ pub fn run(cli: &Cli, dir: &Path) -> Result<(), CliError> {
         metaverse_summary(&e)?;
 
         println!("== 2. initial cycle: the exports");
-        let (runs, took) = cycle(&mut e, CyclePolicy::Initial, false)?;
-        print_runs(cli, &runs)?;
-        println!("   ({took:.1?})");
+        cycle_and_print(cli, &mut e, CyclePolicy::Initial)?;
         println!("== 3. delta cycle: confirms the exports, finishes references to new objects");
-        let (runs, took) = cycle(&mut e, CyclePolicy::Delta, false)?;
-        print_runs(cli, &runs)?;
-        println!("   ({took:.1?})");
+        cycle_and_print(cli, &mut e, CyclePolicy::Delta)?;
         tenant_summary(&h.tenant());
 
         println!("== 4. the change set (changes/*.ldif, as AD's change feed would report it):");
         for (name, text) in SAMPLE_CHANGES {
             write(&dir.join("changes").join(name), text)?;
-            let what = text
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches('#')
-                .trim();
-            println!("   {name}: {what}");
+            println!("   {name}: {}", change_summary(text));
         }
         println!("   delta cycle, dry run: the imports and the plan");
         let (runs, _) = cycle(&mut e, CyclePolicy::Delta, true)?;
@@ -389,30 +402,16 @@ pub fn run(cli: &Cli, dir: &Path) -> Result<(), CliError> {
         print!("{}", e.plan()?.to_table());
 
         println!("== 5. delta cycle: the exports (and the confirming cycle)");
-        let (runs, took) = cycle(&mut e, CyclePolicy::Delta, false)?;
-        print_runs(cli, &runs)?;
-        println!("   ({took:.1?})");
-        let (runs, _) = cycle(&mut e, CyclePolicy::Delta, false)?;
-        let (a, u, d) = exported(&runs);
-        println!("   confirming cycle exported {a} adds, {u} updates, {d} deletes");
+        cycle_and_print(cli, &mut e, CyclePolicy::Delta)?;
+        confirming_cycle(&mut e)?;
         tenant_summary(&h.tenant());
 
         let (name, text) = SAMPLE_RESTORE;
-        let what = text
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim_start_matches('#')
-            .trim();
-        println!("== 6. {name}: {what}");
+        println!("== 6. {name}: {}", change_summary(text));
         let deleted_before: Vec<String> = h.tenant().deleted.keys().cloned().collect();
         write(&dir.join("changes").join(name), text)?;
-        let (runs, took) = cycle(&mut e, CyclePolicy::Delta, false)?;
-        print_runs(cli, &runs)?;
-        println!("   ({took:.1?})");
-        let (runs, _) = cycle(&mut e, CyclePolicy::Delta, false)?;
-        let (a, u, d) = exported(&runs);
-        println!("   confirming cycle exported {a} adds, {u} updates, {d} deletes");
+        cycle_and_print(cli, &mut e, CyclePolicy::Delta)?;
+        confirming_cycle(&mut e)?;
         let t = h.tenant();
         let restored = deleted_before
             .iter()
