@@ -408,8 +408,7 @@ pub struct ServeStatus {
 
 /// One scheduler per state: `<state>.serve.lock`, held while `dirsync serve` runs.
 fn serve_lock(config: &Config) -> Result<std::fs::File, SchedulerError> {
-    let state = config.resolve(&config.state.path);
-    let path = std::path::PathBuf::from(format!("{}.serve.lock", state.display()));
+    let path = settings::state_side_path(config, ".serve.lock");
     let io = |e: std::io::Error| SchedulerError::Io {
         path: path.display().to_string(),
         source: e,
@@ -437,8 +436,7 @@ fn serve_lock(config: &Config) -> Result<std::fs::File, SchedulerError> {
 
 /// The side file of a configuration's running `dirsync serve`.
 pub fn serve_status_path(config: &Config) -> std::path::PathBuf {
-    let state = config.resolve(&config.state.path);
-    std::path::PathBuf::from(format!("{}.serve.json", state.display()))
+    settings::state_side_path(config, ".serve.json")
 }
 
 /// The status a running `dirsync serve` published, if one runs (a file left behind by a

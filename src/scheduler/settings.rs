@@ -305,15 +305,19 @@ impl SchedulerSettings {
     }
 }
 
+/// A file next to a configuration's state: the state path with `suffix` appended.
+pub(crate) fn state_side_path(config: &Config, suffix: &str) -> PathBuf {
+    let state = config.resolve(&config.state.path);
+    PathBuf::from(format!("{}{suffix}", state.display()))
+}
+
 /// The side file holding admin changes for a configuration's state.
 pub fn settings_path(config: &Config) -> PathBuf {
-    let state = config.resolve(&config.state.path);
-    PathBuf::from(format!("{}.scheduler.json", state.display()))
+    state_side_path(config, ".scheduler.json")
 }
 
 fn lock_path(config: &Config) -> PathBuf {
-    let state = config.resolve(&config.state.path);
-    PathBuf::from(format!("{}.scheduler.lock", state.display()))
+    state_side_path(config, ".scheduler.lock")
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> SchedulerError {
