@@ -311,10 +311,7 @@ impl<'e> SyncRun<'e> {
             if !store::cs_head(c, *id)?.is_some_and(|h| h.mv_id.is_none() && !h.deleted) {
                 continue;
             }
-            if let Some(mut o) = store::cs_get(c, *id)?
-                && !o.deleted
-                && o.mv_id.is_none()
-            {
+            if let Some(mut o) = store::cs_get(c, *id)? {
                 self.link_phase(c, &mut o, &mut affected)?;
             }
             crash_point("sync.link");
@@ -905,20 +902,22 @@ impl SyncRun<'_> {
         let Some(jr) = rules.iter().find(|r| !r.join.is_empty()) else {
             return Ok(None);
         };
-        if let std::collections::hash_map::Entry::Vacant(e) = self.joinable.entry(tid) {
-            e.insert(JoinPool {
+        let pool = match self.joinable.entry(tid) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(JoinPool {
                 objects: store::cs_joinable(c, tid)?,
                 by_attr: HashMap::new(),
-            });
-        }
+            }),
+        };
         for group in &jr.join {
-            let mut cands: Option<Vec<CsObject>> = None;
+            // Positions in the pool of the objects every clause so far matched.
+            let mut cands: Option<Vec<usize>> = None;
             for cl in &group.clauses {
-                let vals = mv.attributes.get(&cl.source).cloned().unwrap_or_default();
-                let texts: Vec<String> = vals.iter().map(Value::to_text).collect();
-                let Some(pool) = self.joinable.get_mut(&tid) else {
-                    return Ok(None);
-                };
+                let texts: Vec<String> = mv
+                    .attributes
+                    .get(&cl.source)
+                    .map(|vs| vs.iter().map(Value::to_text).collect())
+                    .unwrap_or_default();
                 let mut found = Vec::new();
                 for i in pool.candidates(&cl.target, &texts) {
                     let o = &pool.objects[i];
@@ -931,21 +930,16 @@ impl SyncRun<'_> {
                         && store::cs_head(c, o.id)?
                             .is_some_and(|h| h.mv_id.is_none() && !h.deleted && !h.placeholder)
                     {
-                        found.push(o.clone());
+                        found.push(i);
                     }
                 }
                 cands = Some(match cands {
                     None => found,
-                    Some(prev) => prev
-                        .into_iter()
-                        .filter(|p| found.iter().any(|f| f.id == p.id))
-                        .collect(),
+                    Some(prev) => prev.into_iter().filter(|p| found.contains(p)).collect(),
                 });
             }
-            let cands = cands.unwrap_or_default();
-            if cands.len() == 1
-                && let Some(mut o) = cands.into_iter().next()
-            {
+            if let Some([winner]) = cands.as_deref() {
+                let mut o = pool.objects[*winner].clone();
                 o.mv_id = Some(mv.id);
                 o.link = Some(if jr.link_type == LinkType::Provision {
                     LinkKind::Provisioned
