@@ -334,6 +334,18 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Prints the latest top-level run of the history with its steps, oldest first.
+fn print_latest_run(cli: &Cli, e: &Engine) -> Result<(), CliError> {
+    let runs = e.history(64)?;
+    let top = runs.iter().find(|r| r.parent_id.is_none()).map(|r| r.id);
+    let mut steps: Vec<RunRecord> = runs
+        .into_iter()
+        .filter(|r| r.parent_id == top || Some(r.id) == top)
+        .collect();
+    steps.reverse();
+    print_runs(cli, &steps)
+}
+
 fn print_runs(cli: &Cli, runs: &[RunRecord]) -> Result<(), CliError> {
     if cli.json {
         return print_json(&runs);
@@ -413,14 +425,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                 ..RunOptions::default()
             };
             let result = e.writeback(&opts);
-            let runs = e.history(64)?;
-            let top = runs.iter().find(|r| r.parent_id.is_none()).map(|r| r.id);
-            let mut steps: Vec<RunRecord> = runs
-                .into_iter()
-                .filter(|r| r.parent_id == top || Some(r.id) == top)
-                .collect();
-            steps.reverse();
-            print_runs(cli, &steps)?;
+            print_latest_run(cli, &e)?;
             result?;
             Ok(())
         }
@@ -458,12 +463,12 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         } => {
             let e = open(cli)?;
             let reports = e.test_permissions(connector.as_deref(), writeback_ou.as_deref())?;
-            let missing = if cli.json {
+            if cli.json {
                 print_json(&reports)?;
-                writeback_cli::missing_rights(&reports)
             } else {
-                writeback_cli::print_permissions(&reports)
-            };
+                writeback_cli::print_permissions(&reports);
+            }
+            let missing = writeback_cli::missing_rights(&reports);
             if missing > 0 {
                 return Err(CliError::Other(format!("{missing} right(s) missing")));
             }
@@ -487,14 +492,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                 CyclePolicy::Delta
             };
             let result = e.cycle(policy, &opts);
-            let runs = e.history(64)?;
-            let cycle_id = runs.iter().find(|r| r.parent_id.is_none()).map(|r| r.id);
-            let mut steps: Vec<RunRecord> = runs
-                .into_iter()
-                .filter(|r| r.parent_id == cycle_id || Some(r.id) == cycle_id)
-                .collect();
-            steps.reverse();
-            print_runs(cli, &steps)?;
+            print_latest_run(cli, &e)?;
             result?;
             Ok(())
         }

@@ -67,9 +67,8 @@ fn read_hidden(prompt: &str) -> std::io::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-/// Prints the permission reports as a table; returns the number of missing rights.
-pub fn print_permissions(reports: &[ConnectorPermissions]) -> usize {
-    let mut missing = 0;
+/// Prints the permission reports as a table.
+pub fn print_permissions(reports: &[ConnectorPermissions]) {
     for r in reports {
         println!(
             "connector '{}' (DC {}){}",
@@ -90,9 +89,6 @@ pub fn print_permissions(reports: &[ConnectorPermissions]) -> usize {
             .max(5);
         println!("  {:<width$}  {:<7}  DETAIL", "RIGHT", "STATUS");
         for c in &r.report.checks {
-            if !c.present {
-                missing += 1;
-            }
             println!(
                 "  {:<width$}  {:<7}  {}",
                 c.right,
@@ -101,7 +97,6 @@ pub fn print_permissions(reports: &[ConnectorPermissions]) -> usize {
             );
         }
     }
-    missing
 }
 
 /// Counts the missing rights.
