@@ -29,15 +29,6 @@ pub enum NextCyclePolicy {
 }
 
 impl NextCyclePolicy {
-    /// Parses `delta` / `initial` in any case.
-    pub fn parse(s: &str) -> Option<NextCyclePolicy> {
-        match s.to_ascii_lowercase().as_str() {
-            "delta" => Some(NextCyclePolicy::Delta),
-            "initial" | "full" => Some(NextCyclePolicy::Initial),
-            _ => None,
-        }
-    }
-
     /// The engine's cycle policy.
     pub fn cycle_policy(self) -> crate::engine::CyclePolicy {
         match self {
@@ -242,9 +233,7 @@ impl SchedulerSettings {
             next_cycle_start_utc: None,
             purge_run_history_days: config.history.retention_days.max(1),
             maintenance_enabled: true,
-            full_import_interval_hours: parse_duration_secs(&s.full_import_interval)
-                .map(|v| v.div_ceil(3600))
-                .unwrap_or(168),
+            full_import_interval_hours: duration_hours(&s.full_import_interval).unwrap_or(168),
             connector_overrides: BTreeMap::new(),
         }
     }
@@ -303,6 +292,11 @@ impl SchedulerSettings {
             .and_then(|o| o.full_import_interval_hours)
             .unwrap_or(self.full_import_interval_hours)
     }
+}
+
+/// A duration (`7d`, `24h`, `30m`, `90s`) in whole hours, rounded up.
+pub fn duration_hours(s: &str) -> Option<u64> {
+    parse_duration_secs(s).map(|v| v.div_ceil(3600))
 }
 
 /// A file next to a configuration's state: the state path with `suffix` appended.

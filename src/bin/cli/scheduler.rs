@@ -91,8 +91,7 @@ pub enum SchedulerCommand {
 }
 
 fn hours(s: &str) -> Result<u64, String> {
-    parse_duration_secs(s)
-        .map(|v| v.div_ceil(3600))
+    scheduler::settings::duration_hours(s)
         .ok_or_else(|| format!("'{s}' is not a duration (like 7d, 24h, 30m, 90s)"))
 }
 
