@@ -145,11 +145,7 @@ impl Applier<'_> {
                     };
                     // Only changes of large attributes are worth recording: everything else
                     // is cheap to evaluate whole (and the full path runs without a record).
-                    let delta = delta.filter(|d| {
-                        d.attributes
-                            .values()
-                            .any(|v| v.len + v.removed.len() >= store::DELTA_MIN_VALUES)
-                    });
+                    let delta = delta.filter(store::ObjectDelta::is_large);
                     let old_dn = o.dn.clone();
                     o.anchor = Some(anchor);
                     o.dn = obj.dn;

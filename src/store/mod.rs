@@ -678,6 +678,16 @@ pub struct ObjectDelta {
     pub confirmed: bool,
 }
 
+impl ObjectDelta {
+    /// True when some changed attribute has at least [`DELTA_MIN_VALUES`] values (after the
+    /// change, plus those removed): only such changes are recorded.
+    pub fn is_large(&self) -> bool {
+        self.attributes
+            .values()
+            .any(|d| d.len + d.removed.len() >= DELTA_MIN_VALUES)
+    }
+}
+
 /// The recorded value-level changes of an object, if any.
 pub fn cs_delta_get(c: &Connection, cs_id: i64) -> Result<Option<ObjectDelta>> {
     let mut st = c.prepare_cached("SELECT changes FROM cs_delta WHERE cs_id=?1")?;

@@ -27,8 +27,6 @@ use rusqlite::Connection;
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, BTreeSet};
 
-use store::DELTA_MIN_VALUES as MIN_VALUES;
-
 type Result<T> = super::Result<T>;
 
 /// True when a rule's scope reads one of the changed attributes.
@@ -90,15 +88,7 @@ impl SyncRun<'_> {
         m: i64,
         items: &[(CsObject, ObjectDelta)],
     ) -> Result<Option<Vec<i64>>> {
-        let large = |delta: &ObjectDelta| {
-            delta
-                .attributes
-                .values()
-                .any(|d| d.len + d.removed.len() >= MIN_VALUES)
-        };
-        if !items.iter().all(|(_, d)| large(d)) {
-            return Ok(None);
-        }
+        // Every recorded delta is large (`ObjectDelta::is_large`): imports record no other.
         // Confirmed exports of provisioned objects of connectors that flow nothing inbound
         // change neither the metaverse nor the target side: nothing to evaluate.
         let mut contributing = Vec::new();
