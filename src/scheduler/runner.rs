@@ -1022,3 +1022,58 @@ async fn metrics(State(shared): State<SharedRef>) -> Response {
 pub fn serve(config_path: &Path, opts: ServeOptions) -> Result<ServeReport, SchedulerError> {
     start(config_path, opts)?.join()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn write_aged(path: &Path, text: &str, mtime: SystemTime) {
+        std::fs::write(path, text).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+
+    #[test]
+    fn the_idle_wait_reads_the_files_again_only_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("dirsync.toml");
+        let side = dir.path().join("state.db.scheduler.json");
+        let old = SystemTime::now() - Duration::from_secs(60);
+        write_aged(&cfg, "[state]\npath = \"state.db\"\n", old);
+        write_aged(&side, r#"{"interval_seconds":111}"#, old);
+        let mut loaded = Loaded::default();
+        assert_eq!(loaded.get(&cfg).unwrap().1.interval_seconds, 111);
+        // Same length and modification time: the last read stands.
+        write_aged(&side, r#"{"interval_seconds":222}"#, old);
+        assert_eq!(loaded.get(&cfg).unwrap().1.interval_seconds, 111);
+        // Another length: read again.
+        write_aged(&side, r#"{"interval_seconds":3333}"#, old);
+        assert_eq!(loaded.get(&cfg).unwrap().1.interval_seconds, 3333);
+        // Another modification time, same length: read again.
+        write_aged(
+            &side,
+            r#"{"interval_seconds":4444}"#,
+            old + Duration::from_secs(1),
+        );
+        assert_eq!(loaded.get(&cfg).unwrap().1.interval_seconds, 4444);
+        // A file written under 2 s ago is never trusted to be unchanged, even with the same
+        // length and modification time (a rewrite within the timestamp granularity).
+        let recent = SystemTime::now() - Duration::from_millis(500);
+        write_aged(&side, r#"{"interval_seconds":5555}"#, recent);
+        assert_eq!(loaded.get(&cfg).unwrap().1.interval_seconds, 5555);
+        write_aged(&side, r#"{"interval_seconds":6666}"#, recent);
+        assert_eq!(loaded.get(&cfg).unwrap().1.interval_seconds, 6666);
+        // A changed configuration file is read again (here: the side file disappears with
+        // the state path it hangs off).
+        write_aged(&cfg, "[state]\npath = \"other.db\"\n", old);
+        assert_eq!(
+            loaded.get(&cfg).unwrap().1.interval_seconds,
+            SchedulerSettings::defaults(&Config::load(&cfg).unwrap()).interval_seconds
+        );
+    }
+}
