@@ -45,6 +45,15 @@ fn direct_source(f: &crate::rules::Flow) -> Option<&str> {
     }
 }
 
+/// True when `f` copies `attr` as is into a value that changes with it (Direct, Update
+/// merge, every time, not the DN): the flows whose value changes can be followed one by one.
+fn plain_direct(f: &crate::rules::Flow, attr: &str) -> bool {
+    direct_source(f) == Some(attr)
+        && f.merge == MergeType::Update
+        && !f.apply_once
+        && f.target != "dn"
+}
+
 impl SyncRun<'_> {
     /// Loads a pending object for the batch, with its recorded changes. When no inbound
     /// scope reads the changed attributes, they are left out (not decoded): the batch only
@@ -236,14 +245,7 @@ impl SyncRun<'_> {
                         .provenance
                         .get(&f.target)
                         .is_some_and(|p| p.rule == rule.name && p.connector == cname);
-                    if direct_source(f) != Some(attr.as_str())
-                        || reads.len() != 1
-                        || f.merge != MergeType::Update
-                        || f.apply_once
-                        || f.target == "dn"
-                        || !winner
-                        || changes.contains_key(&f.target)
-                    {
+                    if !plain_direct(f, attr) || !winner || changes.contains_key(&f.target) {
                         return Ok(None);
                     }
                     let mut out = ValueDelta::default();
@@ -320,7 +322,7 @@ impl SyncRun<'_> {
         }
         let links = store::cs_links_by_mv(c, mv.id)?;
         // Plan every target first; write only when all of them can take the shortcut.
-        let mut plans: Vec<(i64, Vec<(String, ValueDelta)>)> = Vec::new();
+        let mut plans = Vec::new();
         for target in &all_targets {
             let Some(&tid) = self.ids.get(target) else {
                 continue;
@@ -347,13 +349,7 @@ impl SyncRun<'_> {
                         .filter(|x| x.target == f.target)
                         .count()
                         == 1;
-                    if direct_source(f) != Some(attr.as_str())
-                        || reads.len() != 1
-                        || f.merge != MergeType::Update
-                        || f.apply_once
-                        || f.target == "dn"
-                        || !sole
-                    {
+                    if !plain_direct(f, attr) || !sole {
                         return Ok(false);
                     }
                     let mut out = ValueDelta::default();
@@ -372,12 +368,12 @@ impl SyncRun<'_> {
                 }
             }
             if !per_attr.is_empty() {
-                plans.push((link.id, per_attr));
+                plans.push((tid, link.id, per_attr));
             }
         }
         let mut writes: Vec<(i64, Option<PendingExport>)> = Vec::new();
-        for (cs_id, per_attr) in plans {
-            let Some(w) = fold_pending(c, cs_id, &per_attr)? else {
+        for (tid, cs_id, per_attr) in plans {
+            let Some(w) = fold_pending(c, tid, cs_id, &per_attr)? else {
                 return Ok(false);
             };
             writes.push((cs_id, w));
@@ -414,20 +410,18 @@ fn outbound_value(c: &Connection, tid: i64, v: &Value) -> Result<Option<Value>> 
     Ok(store::cs_dn_by_mv(c, mid, tid)?.map(Value::Ref))
 }
 
-/// The pending export of target object `cs_id` after the desired values of some attributes
-/// changed by `per_attr`, given that the stored pending export is the difference between the
-/// previous desired state and the target's effective state (what the full path keeps).
-/// `Some(None)`: nothing left to export. None: the full path must decide.
+/// The pending export of target object `cs_id` (of connector `tid`) after the desired values
+/// of some attributes changed by `per_attr`, given that the stored pending export is the
+/// difference between the previous desired state and the target's effective state (what the
+/// full path keeps). `Some(None)`: nothing left to export. None: the full path must decide.
 fn fold_pending(
     c: &Connection,
+    tid: i64,
     cs_id: i64,
     per_attr: &[(String, ValueDelta)],
 ) -> Result<Option<Option<PendingExport>>> {
     let names: Vec<&str> = per_attr.iter().map(|(n, _)| n.as_str()).collect();
     let Some(effective) = store::cs_effective_raw(c, cs_id, &names)? else {
-        return Ok(None);
-    };
-    let Some(cs) = store::cs_head(c, cs_id)? else {
         return Ok(None);
     };
     let mut pending = match store::pending_get(c, cs_id)? {
@@ -437,7 +431,7 @@ fn fold_pending(
             let dn = store::cs_dn(c, cs_id)?.unwrap_or_default();
             PendingExport {
                 cs_id,
-                connector_id: cs.connector_id,
+                connector_id: tid,
                 op: "update".into(),
                 dn,
                 new_dn: None,
