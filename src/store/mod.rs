@@ -9,7 +9,7 @@ mod schema;
 use crate::model::{Attributes, Dn, Value};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -981,15 +981,35 @@ pub fn mv_update_values(
             to_json(&o.provenance)?,
             now()
         ])?;
+    // References the object still holds, collected once when some value went.
+    let remaining_refs: HashSet<&Value> = if changed.values().any(|d| !d.removed.is_empty()) {
+        o.attributes
+            .values()
+            .flatten()
+            .filter(|x| matches!(x, Value::Ref(_)))
+            .collect()
+    } else {
+        HashSet::new()
+    };
     for (attr, d) in changed {
         if indexed.iter().any(|a| a == attr) {
-            let left = o.attributes.get(attr).map(Vec::as_slice).unwrap_or(&[]);
+            let left: HashSet<String> = if d.removed.is_empty() {
+                HashSet::new()
+            } else {
+                o.attributes
+                    .get(attr)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|x| x.to_text().to_lowercase())
+                    .collect()
+            };
             let mut del = c.prepare_cached(
                 "DELETE FROM mv_index WHERE attr=?1 AND value_norm=?2 AND mv_id=?3",
             )?;
             for v in &d.removed {
                 let key = v.to_text().to_lowercase();
-                if !left.iter().any(|x| x.to_text().to_lowercase() == key) {
+                if !left.contains(&key) {
                     del.execute(params![attr, key, o.id])?;
                 }
             }
@@ -1004,7 +1024,7 @@ pub fn mv_update_values(
         for v in &d.removed {
             if let Value::Ref(t) = v
                 && let Ok(t) = t.parse::<i64>()
-                && !o.attributes.values().flatten().any(|x| x == v)
+                && !remaining_refs.contains(v)
             {
                 del.execute(params![o.id, t])?;
             }

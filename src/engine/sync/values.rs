@@ -25,7 +25,7 @@ use crate::rules::{FlowSource, Rule, evaluate_scope};
 use crate::store::{self, CsObject, LinkKind, MvObject, ObjectDelta, PendingExport, ValueDelta};
 use rusqlite::Connection;
 use serde_json::value::RawValue;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 type Result<T> = super::Result<T>;
 
@@ -144,25 +144,32 @@ impl SyncRun<'_> {
                 return Ok(None);
             };
             let mut done = ValueDelta::default();
-            for r in d.removed {
-                match list.iter().filter(|x| **x == r).count() {
-                    0 => {}
-                    1 => {
-                        if let Some(i) = list.iter().position(|x| *x == r) {
-                            list.remove(i);
-                        }
-                        done.removed.push(r);
+            // How often each current value occurs (counted once per attribute).
+            let mut counts: HashMap<&Value, usize> = HashMap::new();
+            for x in list.iter() {
+                *counts.entry(x).or_default() += 1;
+            }
+            let mut gone: HashSet<&Value> = HashSet::new();
+            for r in &d.removed {
+                match counts.get_mut(r) {
+                    None | Some(0) => {}
+                    Some(n) if *n == 1 => {
+                        *n = 0;
+                        gone.insert(r);
+                        done.removed.push(r.clone());
                     }
-                    _ => return Ok(None),
+                    Some(_) => return Ok(None),
                 }
             }
-            for a in d.added {
-                if list.contains(&a) {
+            let mut fresh: HashSet<&Value> = HashSet::new();
+            for a in &d.added {
+                if counts.get(a).is_some_and(|n| *n > 0) || !fresh.insert(a) {
                     return Ok(None);
                 }
-                list.push(a.clone());
-                done.added.push(a);
             }
+            list.retain(|x| !gone.contains(x));
+            list.extend(d.added.iter().cloned());
+            done.added = d.added;
             if list.is_empty() {
                 // The winner may change: leave it to precedence resolution.
                 return Ok(None);
@@ -454,10 +461,11 @@ fn fold_pending(
         if old.len() <= 1 {
             return Ok(None);
         }
+        let old_texts: HashSet<&str> = old.iter().map(|x| x.get()).collect();
         let holds = |v: &Value| -> Result<bool> {
             let text =
                 serde_json::to_string(v).map_err(|e| store::StoreError::Corrupt(e.to_string()))?;
-            Ok(old.iter().any(|x| x.get() == text))
+            Ok(old_texts.contains(text.as_str()))
         };
         let mut add: Vec<Value> = Vec::new();
         let mut remove: Vec<Value> = Vec::new();
