@@ -505,10 +505,13 @@ impl SyncRun<'_> {
     /// objects that reference it are evaluated again at the end of the sync run, so their
     /// pending exports name the real DN.
     fn replace_placeholder(&mut self, c: &Connection, o: &mut CsObject, mv: i64) -> Result<()> {
-        let Some(ph) = store::cs_by_mv(c, mv)?
+        let Some(ph) = store::cs_links_by_mv(c, mv)?
             .into_iter()
             .find(|x| x.connector_id == o.connector_id && x.placeholder && x.id != o.id)
         else {
+            return Ok(());
+        };
+        let Some(ph) = store::cs_get(c, ph.id)? else {
             return Ok(());
         };
         tracing::info!(
@@ -570,7 +573,7 @@ impl SyncRun<'_> {
                 }
                 // A placeholder (a pending add never exported) does not count: the object it
                 // would create exists already (see `replace_placeholder`).
-                store::cs_by_mv(c, *m)
+                store::cs_links_by_mv(c, *m)
                     .map(|l| {
                         !l.iter()
                             .any(|x| x.connector_id == o.connector_id && !x.placeholder)
