@@ -165,36 +165,21 @@ impl Engine {
         };
         let inbound_rules = self.inbound_evaluation(connector, &cs);
         let before = self.before_reader()?;
-        let conn = self.store.conn();
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let outcome = self
-            .sync_one_in_transaction(conn, cs.id)
-            .and_then(|counters| self.object_report(conn, &before, connector, &cs, counters));
-        match outcome {
-            Ok(mut report) => {
-                let end = if commit { "COMMIT" } else { "ROLLBACK" };
-                if let Err(e) = conn.execute_batch(end) {
-                    // A failed COMMIT leaves the transaction open: end it so the next call starts clean.
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e.into());
-                }
-                report.committed = commit;
-                report.inbound_rules = inbound_rules;
-                tracing::info!(
-                    connector,
-                    dn = %cs.dn,
-                    commit,
-                    action = %report.link.action,
-                    exports = report.exports.iter().filter(|e| e.changed).count(),
-                    "single-object sync"
-                );
-                Ok(report)
-            }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        let mut report = self.in_transaction(commit, |conn| {
+            let counters = self.sync_one_in_transaction(conn, cs.id)?;
+            self.object_report(conn, &before, connector, &cs, counters)
+        })?;
+        report.committed = commit;
+        report.inbound_rules = inbound_rules;
+        tracing::info!(
+            connector,
+            dn = %cs.dn,
+            commit,
+            action = %report.link.action,
+            exports = report.exports.iter().filter(|e| e.changed).count(),
+            "single-object sync"
+        );
+        Ok(report)
     }
 
     /// A read-only connection to the state: the committed state while the sync runs.

@@ -193,7 +193,7 @@ impl Engine {
         for chunk in pending.chunks(BATCH) {
             self.check_cancel()?;
             let mut run = SyncRun::new(self, &setup);
-            self.in_transaction(|c| run.link_pass(c, chunk))?;
+            self.in_transaction(true, |c| run.link_pass(c, chunk))?;
             counters.add(&run.counters);
             reevaluate.append(&mut run.reevaluate);
         }
@@ -204,7 +204,7 @@ impl Engine {
         for chunk in pending.chunks(BATCH) {
             self.check_cancel()?;
             let mut run = SyncRun::new(self, &setup);
-            self.in_transaction(|c| run.batch(c, chunk))?;
+            self.in_transaction(true, |c| run.batch(c, chunk))?;
             counters.add(&run.into_counters());
             processed += chunk.len() as u64;
             self.report(
@@ -224,7 +224,7 @@ impl Engine {
         for chunk in reevaluate.chunks(BATCH) {
             self.check_cancel()?;
             let mut run = SyncRun::new(self, &setup);
-            self.in_transaction(|c| run.recompute(c, chunk.iter().copied().collect()))?;
+            self.in_transaction(true, |c| run.recompute(c, chunk.iter().copied().collect()))?;
             counters.add(&run.into_counters());
         }
         Ok(())
@@ -251,22 +251,34 @@ impl Engine {
 }
 
 impl Engine {
-    /// Runs `f` in an immediate transaction on the state connection.
-    fn in_transaction(&self, f: impl FnOnce(&Connection) -> Result<()>) -> Result<()> {
+    /// Runs `f` in an immediate transaction on the state connection, which ends in COMMIT
+    /// when `keep` (ROLLBACK otherwise) once `f` succeeded and in ROLLBACK when `f` or the
+    /// COMMIT failed (a failed COMMIT leaves the transaction open).
+    pub(super) fn in_transaction<T>(
+        &self,
+        keep: bool,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         let conn = self.store.conn();
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        match f(conn) {
-            Ok(()) => {
-                crash_point("sync.before_commit");
-                conn.execute_batch("COMMIT")?;
-                crash_point("sync.after_commit");
-                Ok(())
-            }
+        let value = match f(conn) {
+            Ok(value) => value,
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                Err(e)
+                return Err(e);
             }
+        };
+        if keep {
+            crash_point("sync.before_commit");
         }
+        if let Err(e) = conn.execute_batch(if keep { "COMMIT" } else { "ROLLBACK" }) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        if keep {
+            crash_point("sync.after_commit");
+        }
+        Ok(value)
     }
 }
 
